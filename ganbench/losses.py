@@ -1,0 +1,227 @@
+"""GAN objectives, penalties and constraints, composed into one loss object per variant.
+
+A variant is data, not code paths: ``conf/loss/<name>.yaml`` combines an :class:`Objective` (maps discriminator
+outputs to the D and G losses), an optional :class:`Penalty` (a regulariser on D evaluated at some inputs) and an
+optional :class:`Constraint` (acts on D's weights after each D step). The training step never asks which one it has.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# --------------------------------------------------------------------------------------------------- objectives
+
+
+class Objective(ABC):
+    """Maps D's raw outputs (logits or critic values) on real and fake data to the two players' losses."""
+
+    @abstractmethod
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def generator_loss(self, fake_out: Tensor) -> Tensor: ...
+
+
+class _CrossEntropy(Objective):
+    """Binary cross-entropy on logits for D; ``real_label`` < 1 gives one-sided label smoothing."""
+
+    def __init__(self, real_label: float = 1.0) -> None:
+        self.real_label = real_label
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        real_target = torch.full_like(real_out, self.real_label)
+        return F.binary_cross_entropy_with_logits(real_out, real_target) + F.binary_cross_entropy_with_logits(
+            fake_out, torch.zeros_like(fake_out)
+        )
+
+
+class NonSaturating(_CrossEntropy):
+    """NS GAN: G maximises log D(G(z)), i.e. minimises BCE(D(G(z)), 1) = softplus(−logit)."""
+
+    def generator_loss(self, fake_out: Tensor) -> Tensor:
+        return F.softplus(-fake_out).mean()
+
+
+class Minimax(_CrossEntropy):
+    """MM GAN, the true minimax game: G minimises log(1 − D(G(z))) = −softplus(logit), computed stably."""
+
+    def generator_loss(self, fake_out: Tensor) -> Tensor:
+        return -F.softplus(fake_out).mean()
+
+
+class LeastSquares(Objective):
+    """LSGAN (a, b, c = 0, 1, 1): D regresses real to 1 and fake to 0, G pushes fake to 1.
+
+    ``apply_sigmoid=True`` squashes D's output first, as compare_gan v1 (the paper's code) did; the default uses the
+    unbounded output of Mao et al.
+    """
+
+    def __init__(self, real_label: float = 1.0, apply_sigmoid: bool = False) -> None:
+        self.real_label = real_label
+        self.apply_sigmoid = apply_sigmoid
+
+    def _squash(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out) if self.apply_sigmoid else out
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        real, fake = self._squash(real_out), self._squash(fake_out)
+        return 0.5 * ((real - self.real_label).pow(2).mean() + fake.pow(2).mean())
+
+    def generator_loss(self, fake_out: Tensor) -> Tensor:
+        return 0.5 * (self._squash(fake_out) - 1.0).pow(2).mean()
+
+
+class Wasserstein(Objective):
+    """WGAN critic objective: D maximises E D(x) − E D(G(z)); G maximises E D(G(z))."""
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        return fake_out.mean() - real_out.mean()
+
+    def generator_loss(self, fake_out: Tensor) -> Tensor:
+        return -fake_out.mean()
+
+
+class Hinge(Objective):
+    """Hinge loss (Lim & Ye; SNGAN): D minimises E relu(1 − D(x)) + E relu(1 + D(G(z))); G maximises E D(G(z))."""
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        return F.relu(1.0 - real_out).mean() + F.relu(1.0 + fake_out).mean()
+
+    def generator_loss(self, fake_out: Tensor) -> Tensor:
+        return -fake_out.mean()
+
+
+# ---------------------------------------------------------------------------------------------------- penalties
+
+
+def input_gradient(discriminator: nn.Module, inputs: Tensor) -> Tensor:
+    """∂ Σ D(x) / ∂x per example, kept in the graph so that the penalty itself can be back-propagated."""
+    inputs = inputs.detach().requires_grad_(True)
+    out = discriminator(inputs)
+    (grad,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
+    return grad.flatten(start_dim=1)
+
+
+def _smoothed_norm(grad: Tensor, eps: float) -> Tensor:
+    """‖g‖₂ as sqrt(eps + Σg²): finite gradient at g = 0, the form of compare_gan v1."""
+    return torch.sqrt(eps + grad.pow(2).sum(dim=1))
+
+
+class Penalty(ABC):
+    """A regulariser ``weight · value(D, real, fake)`` added to the discriminator's loss."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    @abstractmethod
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor: ...
+
+    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        return self.weight * self.value(discriminator, real, fake)
+
+
+class GradientPenalty(Penalty):
+    """WGAN-GP: E[(‖∇D(x̂)‖ − 1)²] at x̂ = x + α(G(z) − x), α ~ U(0, 1) per example (Gulrajani et al.)."""
+
+    def __init__(self, weight: float = 10.0, eps: float = 1e-4) -> None:
+        super().__init__(weight)
+        self.eps = eps
+
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        interpolates = real + alpha * (fake.detach() - real)
+        norm = _smoothed_norm(input_gradient(discriminator, interpolates), self.eps)
+        return (norm - 1.0).pow(2).mean()
+
+
+class DraganPenalty(Penalty):
+    """DRAGAN: E[(‖∇D(x̃)‖ − 1)²] at real data perturbed by x̃ = x + 0.5·std(x)·u, u ~ U[0, 1) (Kodali et al.)."""
+
+    def __init__(self, weight: float = 10.0, eps: float = 1e-4) -> None:
+        super().__init__(weight)
+        self.eps = eps
+
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        perturbed = real + 0.5 * real.std() * torch.rand_like(real)
+        norm = _smoothed_norm(input_gradient(discriminator, perturbed), self.eps)
+        return (norm - 1.0).pow(2).mean()
+
+
+class R1Penalty(Penalty):
+    """R1 (Mescheder et al.): ½ E‖∇D(x)‖² on real data, so ``weight`` is the paper's γ."""
+
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        return 0.5 * input_gradient(discriminator, real).pow(2).sum(dim=1).mean()
+
+
+# -------------------------------------------------------------------------------------------------- constraints
+
+
+class Constraint(ABC):
+    """Acts on the discriminator's parameters right after each of its optimizer steps."""
+
+    @abstractmethod
+    def apply(self, discriminator: nn.Module) -> None: ...
+
+
+class WeightClipping(Constraint):
+    """Original WGAN: clamp every parameter of D to [−clip, clip]."""
+
+    def __init__(self, clip: float = 0.01) -> None:
+        self.clip = clip
+
+    @torch.no_grad()
+    def apply(self, discriminator: nn.Module) -> None:
+        for param in discriminator.parameters():
+            param.clamp_(-self.clip, self.clip)
+
+
+# ------------------------------------------------------------------------------------------------- composition
+
+
+@dataclass
+class DiscriminatorLoss:
+    """The parts of one discriminator loss evaluation, for the backward pass and for logging."""
+
+    total: Tensor
+    objective: Tensor
+    penalty: Tensor
+    real_out: Tensor
+    fake_out: Tensor
+
+
+class GANLoss:
+    """One loss variant: an objective, optionally a penalty on D and a constraint on D's weights."""
+
+    def __init__(
+        self,
+        name: str,
+        objective: Objective,
+        penalty: Penalty | None = None,
+        constraint: Constraint | None = None,
+    ) -> None:
+        self.name = name
+        self.objective = objective
+        self.penalty = penalty
+        self.constraint = constraint
+
+    def discriminator_loss(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> DiscriminatorLoss:
+        real_out = discriminator(real)
+        fake_out = discriminator(fake)
+        objective = self.objective.discriminator_loss(real_out, fake_out)
+        penalty = self.penalty(discriminator, real, fake) if self.penalty else objective.new_zeros(())
+        return DiscriminatorLoss(
+            objective + penalty, objective, penalty, real_out.detach(), fake_out.detach()
+        )
+
+    def generator_loss(self, discriminator: nn.Module, fake: Tensor) -> Tensor:
+        return self.objective.generator_loss(discriminator(fake))
+
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        if self.constraint is not None:
+            self.constraint.apply(discriminator)

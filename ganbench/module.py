@@ -1,0 +1,122 @@
+"""GANModule: the one place where a GAN training step is written.
+
+Each Lightning batch holds ``n_critic`` real batches: the module takes one discriminator step on each, then one
+generator step. Everything variant-specific (objective, penalty, weight constraint) comes from the loss object;
+networks and optimizers come in through Hydra. The budget is counted in generator steps by the module itself,
+because ``trainer.global_step`` counts optimizer steps (n_critic + 1 per batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from ganbench.losses import DiscriminatorLoss, GANLoss
+from ganbench.nets.base import Generator
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+
+def _gradient_norm(module: nn.Module) -> Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+class GANModule(pl.LightningModule):
+    """Alternating GAN training with manual optimization; stops itself after ``g_step_budget`` generator steps."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        generator_optimizer: OptimizerFactory,
+        discriminator_optimizer: OptimizerFactory,
+        n_critic: int = 1,
+        g_step_budget: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss = loss
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        self.n_critic = n_critic
+        self.g_step_budget = g_step_budget
+        self.g_steps = 0
+        self.d_steps = 0
+        self.diverged = False
+
+    @property
+    def remaining_g_steps(self) -> int:
+        return max(self.g_step_budget - self.g_steps, 0)
+
+    def configure_optimizers(self) -> list[Optimizer]:
+        return [
+            self.generator_optimizer(self.generator.parameters()),
+            self.discriminator_optimizer(self.discriminator.parameters()),
+        ]
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        g_opt, d_opt = self.optimizers()
+        real_batches = batch.reshape(self.n_critic, -1, *batch.shape[1:])
+        for real in real_batches:
+            d_loss = self._discriminator_step(real, d_opt)
+        g_loss = self._generator_step(real_batches.shape[1], g_opt)
+
+        if not torch.isfinite(torch.stack([d_loss.total.detach(), g_loss.detach()])).all():
+            self.diverged = True
+            self.trainer.should_stop = True
+            return
+        if self.g_steps % self.trainer.log_every_n_steps == 0:
+            self.log_dict(
+                {
+                    "train/d_loss": d_loss.total,
+                    "train/g_loss": g_loss,
+                    "train/penalty": d_loss.penalty,
+                    "train/d_real": d_loss.real_out.mean(),
+                    "train/d_fake": d_loss.fake_out.mean(),
+                    "train/d_grad_norm": _gradient_norm(self.discriminator),
+                    "train/g_grad_norm": _gradient_norm(self.generator),
+                    "train/g_step": float(self.g_steps),
+                }
+            )
+        if self.g_steps >= self.g_step_budget:
+            self.trainer.should_stop = True
+
+    def _discriminator_step(self, real: Tensor, optimizer: Any) -> DiscriminatorLoss:
+        self.toggle_optimizer(optimizer)
+        with torch.no_grad():
+            fake = self.generator(self.generator.sample_latent(real.shape[0], device=real.device))
+        loss = self.loss.discriminator_loss(self.discriminator, real, fake)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss.total)
+        optimizer.step()
+        self.loss.after_discriminator_step(self.discriminator)
+        self.untoggle_optimizer(optimizer)
+        self.d_steps += 1
+        return loss
+
+    def _generator_step(self, batch_size: int, optimizer: Any) -> Tensor:
+        self.toggle_optimizer(optimizer)
+        fake = self.generator(self.generator.sample_latent(batch_size, device=self.device))
+        loss = self.loss.generator_loss(self.discriminator, fake)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        self.g_steps += 1
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.g_steps = checkpoint["gan_steps"]["g_steps"]
+        self.d_steps = checkpoint["gan_steps"]["d_steps"]

@@ -1,0 +1,85 @@
+"""The run record: a self-describing ``summary.json`` in each run directory, read back by the analysis."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+SUMMARY_FILE = "summary.json"
+Status = Literal["completed", "diverged", "failed"]
+_VERSIONED_PACKAGES = ("ganbench", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "wandb")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the packages that decide a run's numbers."""
+    versions = {"python": platform.python_version()}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+@dataclass
+class RunRecord:
+    """Everything analysis needs to know about one run, without importing the training code."""
+
+    status: Status
+    loss: str
+    dataset: str
+    model: str
+    seed: int
+    primary_metric: str | None = None
+    higher_is_better: bool = True
+    g_steps: int = 0
+    d_steps: int = 0
+    g_step_budget: int = 0
+    wall_time_s: float = 0.0
+    final: dict[str, float] | None = None
+    best: dict[str, float] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    sample_image: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    error: str | None = None
+    versions: dict[str, str] = field(default_factory=library_versions)
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and ±inf become null: strict JSON that every reader (pandas, jq, browsers) accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_record(record: RunRecord, run_dir: Path) -> Path:
+    """Write atomically, so an interrupted run never leaves a half-written summary behind."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_json_safe(asdict(record)), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _natural_key(path: Path) -> list[tuple[int, int | str]]:
+    """Orders sweep job directories 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.parts]
+
+
+def read_records(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """All (run directory, record) pairs under ``root``, in sweep job order."""
+    paths = sorted(root.rglob(SUMMARY_FILE), key=_natural_key)
+    return [(path.parent, json.loads(path.read_text())) for path in paths]

@@ -1,0 +1,157 @@
+"""The Hydra entry point: compose → validate → instantiate → fit → evaluate → write the run record.
+
+``ganbench-train`` (or ``python -m ganbench.train``) takes Hydra overrides, e.g. ``loss=wgan_gp dataset=grid`` or
+``-m loss=mm,ns,lsgan,wgan,wgan_gp`` for a sweep. A bad config value stops a single run with one line and exit
+code 2; inside a multirun the bad or crashing job is recorded as failed and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ganbench.evaluation import Evaluation
+from ganbench.module import GANModule
+from ganbench.progress import BudgetProgressBar
+from ganbench.record import RunRecord, write_record
+from ganbench.validate import ConfigError, validate
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+ERROR_FILE = "error.log"
+
+
+def build_module(cfg: DictConfig) -> GANModule:
+    """Networks, loss and optimizers from their config groups, wired into the training module."""
+    return GANModule(
+        generator=instantiate(cfg.model.generator),
+        discriminator=instantiate(cfg.model.discriminator),
+        loss=instantiate(cfg.loss),
+        generator_optimizer=instantiate(cfg.optim.generator),
+        discriminator_optimizer=instantiate(cfg.optim.discriminator),
+        n_critic=cfg.training.n_critic,
+        g_step_budget=cfg.training.g_steps,
+    )
+
+
+def _new_record(cfg: DictConfig, status: str, overrides: list[str]) -> RunRecord:
+    return RunRecord(
+        status=status,
+        loss=cfg.loss.name,
+        dataset=cfg.dataset.name,
+        model=cfg.model.name,
+        seed=cfg.seed,
+        g_step_budget=cfg.training.g_steps,
+        overrides=overrides,
+    )
+
+
+def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
+    """Final and best metrics in the W&B run summary, so dashboards and tables can sort runs by them."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
+            summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
+            summary |= {f"best/{k}": v for k, v in (record.best or {}).items()}
+            logger.experiment.summary.update(summary)
+            logger.experiment.finish(exit_code=0 if record.status != "failed" else 1)
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> RunRecord:
+    """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'."""
+    record = _new_record(cfg, "failed", overrides or [])
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    loggers: list[Logger] = []
+    started = time.perf_counter()
+    try:
+        datamodule = instantiate(cfg.dataset)
+        datamodule.batches_per_step = cfg.training.n_critic
+        module = build_module(cfg)
+        evaluation: Evaluation = instantiate(cfg.eval, image_dir=run_dir / "samples")
+        if cfg.logger:
+            loggers.append(instantiate(cfg.logger, save_dir=str(run_dir)))
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer,
+            default_root_dir=str(run_dir),
+            logger=loggers or False,
+            callbacks=[evaluation, BudgetProgressBar()],
+        )
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        trainer.fit(module, datamodule=datamodule)
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+        record.status = "diverged" if module.diverged else "completed"
+        record.g_steps, record.d_steps = module.g_steps, module.d_steps
+        record.primary_metric = evaluation.metrics.primary
+        record.higher_is_better = evaluation.metrics.higher_is_better
+        record.final, record.best, record.history = evaluation.final, evaluation.best, evaluation.history
+        if evaluation.last_image is not None:
+            record.sample_image = str(evaluation.last_image.relative_to(run_dir))
+    except BaseException as error:
+        record.error = f"{type(error).__name__}: {error}"
+        (run_dir / ERROR_FILE).write_text(traceback.format_exc())
+        raise
+    finally:
+        record.wall_time_s = round(time.perf_counter() - started, 3)
+        write_record(record, run_dir)
+        _publish_to_wandb(loggers, record)
+    return record
+
+
+def _describe(record: RunRecord) -> str:
+    def fmt(metrics: dict[str, float] | None) -> str:
+        shown = {k: v for k, v in (metrics or {}).items() if k != "g_step"}
+        return ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) or "none"
+
+    return (
+        f"{record.loss} on {record.dataset}: {record.status} after {record.g_steps} G steps in "
+        f"{record.wall_time_s:.0f} s | final: {fmt(record.final)} | best {record.primary_metric}: "
+        f"{fmt(record.best)}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra task: returns the best primary metric (for sweepers); never lets one job take a multirun down."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = list(hydra_cfg.overrides.task)
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        record = _new_record(cfg, "failed", overrides)
+        record.error = str(error)
+        write_record(record, run_dir)
+        print(f"ganbench: invalid config: {error}", file=sys.stderr)
+        if in_multirun:
+            return None
+        sys.exit(2)
+    try:
+        record = train(cfg, run_dir, overrides)
+    except Exception as error:
+        print(
+            f"ganbench: run failed: {type(error).__name__}: {error}\n"
+            f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}",
+            file=sys.stderr,
+        )
+        if in_multirun:
+            return None
+        sys.exit(1)
+    print(_describe(record))
+    return None if record.best is None else record.best[record.primary_metric]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Range checks on a composed config, run before anything is built so a bad value never costs a training run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Real
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value outside its allowed range; the message names the key, the range and the value."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    allowed: str
+    check: Callable[[float], bool]
+    integer: bool = False
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("optim.lr", "> 0", lambda v: v > 0),
+    Rule("optim.generator.lr", "> 0", lambda v: v > 0),
+    Rule("optim.discriminator.lr", "> 0", lambda v: v > 0),
+    Rule("training.n_critic", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("training.g_steps", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("dataset.batch_size", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("loss.penalty.weight", ">= 0", lambda v: v >= 0),
+    Rule("loss.constraint.clip", "> 0", lambda v: v > 0),
+    Rule("loss.objective.real_label", "in (0, 1]", lambda v: 0 < v <= 1),
+    Rule("eval.num_samples", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("eval.every_n_g_steps", ">= 1", lambda v: v >= 1, integer=True),
+)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that breaks a rule; keys absent from this config are skipped."""
+    for rule in RULES:
+        value = OmegaConf.select(cfg, rule.key, default=None)
+        if value is None:
+            continue
+        kind = "an integer" if rule.integer else "a number"
+        is_number = isinstance(value, int if rule.integer else Real) and not isinstance(value, bool)
+        if not is_number or not rule.check(value):
+            raise ConfigError(
+                f"{rule.key}={value!r} is invalid: it must be {kind} {rule.allowed}. "
+                f"Fix it on the command line, e.g. `ganbench-train {rule.key}=<value>`."
+            )

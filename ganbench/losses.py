@@ -215,9 +215,7 @@ class GANLoss:
         fake_out = discriminator(fake)
         objective = self.objective.discriminator_loss(real_out, fake_out)
         penalty = self.penalty(discriminator, real, fake) if self.penalty else objective.new_zeros(())
-        return DiscriminatorLoss(
-            objective + penalty, objective, penalty, real_out.detach(), fake_out.detach()
-        )
+        return DiscriminatorLoss(objective + penalty, objective, penalty, real_out.detach(), fake_out.detach())
 
     def generator_loss(self, discriminator: nn.Module, fake: Tensor) -> Tensor:
         return self.objective.generator_loss(discriminator(fake))

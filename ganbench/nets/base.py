@@ -16,9 +16,7 @@ class Generator(nn.Module):
     def __init__(self, latent_dim: int, latent_distribution: LatentDistribution = "normal") -> None:
         super().__init__()
         if latent_distribution not in ("normal", "uniform"):
-            raise ValueError(
-                f"latent_distribution must be 'normal' or 'uniform', got {latent_distribution!r}"
-            )
+            raise ValueError(f"latent_distribution must be 'normal' or 'uniform', got {latent_distribution!r}")
         self.latent_dim = latent_dim
         self.latent_distribution = latent_distribution
 

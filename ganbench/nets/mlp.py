@@ -44,9 +44,7 @@ class MLPGenerator(Generator):
 class MLPDiscriminator(nn.Module):
     """x → [Linear → LeakyReLU(0.2)] × num_hidden → Linear(1): one raw logit / critic value per example."""
 
-    def __init__(
-        self, data_dim: int = 2, hidden_dim: int = 200, num_hidden: int = 3, batch_norm: bool = False
-    ) -> None:
+    def __init__(self, data_dim: int = 2, hidden_dim: int = 200, num_hidden: int = 3, batch_norm: bool = False) -> None:
         super().__init__()
         self.net = _mlp(data_dim, hidden_dim, num_hidden, 1, batch_norm, nn.LeakyReLU(0.2))
 

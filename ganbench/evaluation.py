@@ -1,4 +1,4 @@
-"""The evaluation protocol as a Lightning callback: score fixed-latent samples every N generator steps and at the end."""
+"""The evaluation protocol as a Lightning callback: score fixed-latent samples every N G steps and at the end."""
 
 from __future__ import annotations
 

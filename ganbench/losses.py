@@ -112,6 +112,11 @@ def _smoothed_norm(grad: Tensor, eps: float) -> Tensor:
     return torch.sqrt(eps + grad.pow(2).sum(dim=1))
 
 
+def _per_example_uniform(like: Tensor) -> Tensor:
+    """α ~ U(0, 1), one per example, shaped to broadcast over the example's other dimensions."""
+    return torch.rand((like.shape[0],) + (1,) * (like.dim() - 1), device=like.device, dtype=like.dtype)
+
+
 class Penalty(ABC):
     """A regulariser ``weight · value(D, real, fake)`` added to the discriminator's loss."""
 
@@ -133,22 +138,24 @@ class GradientPenalty(Penalty):
         self.eps = eps
 
     def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        alpha = _per_example_uniform(real)
         interpolates = real + alpha * (fake.detach() - real)
         norm = _smoothed_norm(input_gradient(discriminator, interpolates), self.eps)
         return (norm - 1.0).pow(2).mean()
 
 
 class DraganPenalty(Penalty):
-    """DRAGAN: E[(‖∇D(x̃)‖ − 1)²] at real data perturbed by x̃ = x + 0.5·std(x)·u, u ~ U[0, 1) (Kodali et al.)."""
+    """DRAGAN (Kodali et al.): E[(‖∇D(x̂)‖ − 1)²] at x̂ = x + α·δ, δ = 0.5·std(x)·u, u ~ U[0, 1) elementwise and
+    α ~ U(0, 1) per example: points between real data and its perturbation, as in compare_gan v1."""
 
     def __init__(self, weight: float = 10.0, eps: float = 1e-4) -> None:
         super().__init__(weight)
         self.eps = eps
 
     def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        perturbed = real + 0.5 * real.std() * torch.rand_like(real)
-        norm = _smoothed_norm(input_gradient(discriminator, perturbed), self.eps)
+        perturbation = 0.5 * real.std() * torch.rand_like(real)
+        alpha = _per_example_uniform(real)
+        norm = _smoothed_norm(input_gradient(discriminator, real + alpha * perturbation), self.eps)
         return (norm - 1.0).pow(2).mean()
 
 

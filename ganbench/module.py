@@ -57,6 +57,13 @@ class GANModule(pl.LightningModule):
     def remaining_g_steps(self) -> int:
         return max(self.g_step_budget - self.g_steps, 0)
 
+    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> int | None:
+        """A run resumed with its budget already spent takes no further step (-1 ends the epoch in Lightning)."""
+        if self.remaining_g_steps == 0:
+            self.trainer.should_stop = True
+            return -1
+        return None
+
     def configure_optimizers(self) -> list[Optimizer]:
         return [
             self.generator_optimizer(self.generator.parameters()),
@@ -87,7 +94,7 @@ class GANModule(pl.LightningModule):
                     "train/g_step": float(self.g_steps),
                 }
             )
-        if self.g_steps >= self.g_step_budget:
+        if self.remaining_g_steps == 0:
             self.trainer.should_stop = True
 
     def _discriminator_step(self, real: Tensor, optimizer: Any) -> DiscriminatorLoss:

@@ -1,0 +1,36 @@
+"""The loss comparison of one sweep: a table with a row per run and a figure of their final samples."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.image as mpimg
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ganbench.analysis.runs import IDENTITY_COLUMNS
+
+
+def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Identity and status, then the final metrics, then the best evaluation, in the records' own order."""
+    final = [c for c in runs.columns if c.startswith("final_")]
+    best = [c for c in runs.columns if c.startswith("best_")]
+    return runs[[*IDENTITY_COLUMNS, *final, *best]]
+
+
+def samples_figure(runs: pd.DataFrame, columns: int = 5) -> Figure | None:
+    """The last sample image of each run, side by side (None when no run saved one)."""
+    with_images = runs[runs["sample_image"].notna()]
+    if with_images.empty:
+        return None
+    rows = math.ceil(len(with_images) / columns)
+    width = min(columns, len(with_images))
+    figure = Figure(figsize=(3.2 * width, 3.4 * rows))
+    for index, (_, run) in enumerate(with_images.iterrows()):
+        ax = figure.add_subplot(rows, width, index + 1)
+        ax.imshow(mpimg.imread(run["sample_image"]))
+        ax.set_axis_off()
+        ax.set_title(f"run {run['run']} · {run['status']}", fontsize=9)
+    figure.suptitle(f"Final samples — {', '.join(sorted(runs['dataset'].unique()))}")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,373 @@
+"""Objectives, penalties and constraints against values worked out by hand (plain Python math, not torch)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from ganbench.losses import (
+    DraganPenalty,
+    GANLoss,
+    GradientPenalty,
+    Hinge,
+    LeastSquares,
+    Minimax,
+    NonSaturating,
+    R1Penalty,
+    Wasserstein,
+    WeightClipping,
+)
+from ganbench.nets.mlp import MLPDiscriminator
+
+REAL = [2.0, -1.0]
+FAKE = [0.5, -3.0]
+TOL = 1e-6
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def logits(values: list[float], requires_grad: bool = False) -> Tensor:
+    return torch.tensor(values, dtype=torch.float64, requires_grad=requires_grad)
+
+
+def bce(logit: float, target: float) -> float:
+    """−[t log σ(l) + (1 − t) log(1 − σ(l))] = t·softplus(−l) + (1 − t)·softplus(l)."""
+    return -(target * math.log(sigmoid(logit)) + (1.0 - target) * math.log(1.0 - sigmoid(logit)))
+
+
+# --------------------------------------------------------------------------------------------------- objectives
+
+
+@pytest.mark.parametrize("real_label", [1.0, 0.9])
+@pytest.mark.parametrize("objective_cls", [NonSaturating, Minimax])
+def test_cross_entropy_discriminator_loss(objective_cls: type, real_label: float) -> None:
+    expected = mean([bce(x, real_label) for x in REAL]) + mean([bce(x, 0.0) for x in FAKE])
+    loss = objective_cls(real_label=real_label).discriminator_loss(logits(REAL), logits(FAKE))
+    assert loss.item() == pytest.approx(expected, abs=TOL)
+
+
+def test_label_smoothing_changes_discriminator_loss() -> None:
+    plain = NonSaturating().discriminator_loss(logits(REAL), logits(FAKE)).item()
+    smoothed = NonSaturating(real_label=0.9).discriminator_loss(logits(REAL), logits(FAKE)).item()
+    # Only the real term changes: 0.1 · mean(softplus(x) − softplus(−x)) = 0.1 · mean(x) over the real logits.
+    assert smoothed - plain == pytest.approx(0.1 * mean(REAL), abs=TOL)
+
+
+def test_non_saturating_generator_loss() -> None:
+    # −log D(G(z)) = −log σ(l)
+    expected = mean([-math.log(sigmoid(x)) for x in FAKE])
+    assert NonSaturating().generator_loss(logits(FAKE)).item() == pytest.approx(expected, abs=TOL)
+
+
+def test_minimax_generator_loss() -> None:
+    # log(1 − D(G(z))) = log(1 − σ(l))
+    expected = mean([math.log(1.0 - sigmoid(x)) for x in FAKE])
+    assert Minimax().generator_loss(logits(FAKE)).item() == pytest.approx(expected, abs=TOL)
+
+
+@pytest.mark.parametrize("real_label", [1.0, 0.9])
+def test_least_squares_unbounded(real_label: float) -> None:
+    objective = LeastSquares(real_label=real_label)
+    expected_d = 0.5 * (mean([(x - real_label) ** 2 for x in REAL]) + mean([x**2 for x in FAKE]))
+    expected_g = 0.5 * mean([(x - 1.0) ** 2 for x in FAKE])
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(expected_d, abs=TOL)
+    assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(expected_g, abs=TOL)
+
+
+def test_least_squares_unbounded_literal_values() -> None:
+    # 0.5 · ((1 + 4)/2 + (0.25 + 9)/2) and 0.5 · (0.25 + 16)/2
+    objective = LeastSquares()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(3.5625, abs=TOL)
+    assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(4.0625, abs=TOL)
+
+
+@pytest.mark.parametrize("real_label", [1.0, 0.9])
+def test_least_squares_with_sigmoid(real_label: float) -> None:
+    objective = LeastSquares(real_label=real_label, apply_sigmoid=True)
+    expected_d = 0.5 * (mean([(sigmoid(x) - real_label) ** 2 for x in REAL]) + mean([sigmoid(x) ** 2 for x in FAKE]))
+    expected_g = 0.5 * mean([(sigmoid(x) - 1.0) ** 2 for x in FAKE])
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(expected_d, abs=TOL)
+    assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(expected_g, abs=TOL)
+
+
+def test_wasserstein() -> None:
+    # D: mean(fake) − mean(real) = −1.25 − 0.5; G: −mean(fake) = 1.25
+    objective = Wasserstein()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(-1.75, abs=TOL)
+    assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(1.25, abs=TOL)
+
+
+def test_hinge() -> None:
+    # D: mean(relu(1 − 2), relu(1 + 1)) + mean(relu(1 + 0.5), relu(1 − 3)) = 1 + 0.75; G: −mean(fake) = 1.25
+    objective = Hinge()
+    expected_d = mean([max(0.0, 1.0 - x) for x in REAL]) + mean([max(0.0, 1.0 + x) for x in FAKE])
+    assert expected_d == pytest.approx(1.75)
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(expected_d, abs=TOL)
+    assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(1.25, abs=TOL)
+
+
+# ------------------------------------------------------------------------------- saturation and numerical range
+
+
+SATURATED = [-10.0, -12.0, -15.0]
+
+
+def test_minimax_generator_gradient_vanishes_when_discriminator_wins() -> None:
+    fake_out = logits(SATURATED, requires_grad=True)
+    Minimax().generator_loss(fake_out).backward()
+    n = len(SATURATED)
+    for grad, logit in zip(fake_out.grad.tolist(), SATURATED, strict=True):
+        assert grad == pytest.approx(-sigmoid(logit) / n, rel=1e-6, abs=1e-12)
+        assert abs(grad) < 1e-4
+
+
+def test_non_saturating_generator_gradient_survives_when_discriminator_wins() -> None:
+    fake_out = logits(SATURATED, requires_grad=True)
+    NonSaturating().generator_loss(fake_out).backward()
+    n = len(SATURATED)
+    for grad, logit in zip(fake_out.grad.tolist(), SATURATED, strict=True):
+        assert grad == pytest.approx(-(1.0 - sigmoid(logit)) / n, abs=TOL)
+        assert grad == pytest.approx(-1.0 / n, abs=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("objective_cls", [Minimax, NonSaturating])
+def test_generator_losses_are_finite_at_extreme_logits(objective_cls: type, dtype: torch.dtype) -> None:
+    fake_out = torch.tensor([100.0, -100.0], dtype=dtype, requires_grad=True)
+    loss = objective_cls().generator_loss(fake_out)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(fake_out.grad).all()
+    # softplus(100) = 100 and softplus(−100) ≈ 0, so both losses are ±100/2 over the two logits.
+    expected = -50.0 if objective_cls is Minimax else 50.0
+    assert loss.item() == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("objective_cls", [Minimax, NonSaturating])
+def test_discriminator_cross_entropy_is_finite_at_extreme_logits(objective_cls: type) -> None:
+    loss = objective_cls().discriminator_loss(torch.tensor([100.0, -100.0]), torch.tensor([100.0, -100.0]))
+    assert torch.isfinite(loss)
+    # real: mean(softplus(−100), softplus(100)) = 50; fake: mean(softplus(100), softplus(−100)) = 50
+    assert loss.item() == pytest.approx(100.0, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------- penalties
+
+
+W = [1.8, 2.4]  # ‖w‖ = 3
+
+
+def linear_critic() -> nn.Linear:
+    """D(x) = w·x, whose input gradient is w everywhere."""
+    critic = nn.Linear(len(W), 1, bias=False).double()
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([W], dtype=torch.float64))
+    return critic
+
+
+class QuadraticCritic(nn.Module):
+    """D(x) = Σ x², whose input gradient is 2x."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.pow(2).sum(dim=1)
+
+
+def batches(seed: int, n: int = 5) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    real = torch.randn((n, len(W)), generator=generator, dtype=torch.float64)
+    fake = 3.0 * torch.randn((n, len(W)), generator=generator, dtype=torch.float64) + 1.0
+    return real, fake
+
+
+def norm_sq(vector: list[float]) -> float:
+    return sum(v * v for v in vector)
+
+
+def unit_gradient_penalty(grad_norm_sq: float, eps: float = 1e-4) -> float:
+    return (math.sqrt(eps + grad_norm_sq) - 1.0) ** 2
+
+
+@pytest.mark.parametrize("penalty_cls", [GradientPenalty, DraganPenalty])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unit_gradient_penalties_on_linear_critic(penalty_cls: type, seed: int) -> None:
+    weight = 10.0
+    real, fake = batches(seed)
+    value = penalty_cls(weight=weight)(linear_critic(), real, fake)
+    assert norm_sq(W) == pytest.approx(9.0)
+    assert value.item() == pytest.approx(weight * unit_gradient_penalty(norm_sq(W)), abs=TOL)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_r1_on_linear_critic(seed: int) -> None:
+    real, fake = batches(seed)
+    value = R1Penalty(weight=10.0)(linear_critic(), real, fake)
+    assert value.item() == pytest.approx(10.0 * 0.5 * norm_sq(W), abs=TOL)  # 45
+
+
+def test_r1_on_quadratic_critic_uses_real_batch() -> None:
+    real_rows = [[1.0, 2.0], [-0.5, 0.0], [3.0, -1.0]]
+    real = torch.tensor(real_rows, dtype=torch.float64)
+    fake = torch.full_like(real, 7.0)
+    expected = 0.5 * mean([norm_sq([2.0 * v for v in row]) for row in real_rows])  # 0.5 · (20 + 1 + 40)/3 = 61/6
+    value = R1Penalty(weight=1.0)(QuadraticCritic(), real, fake)
+    assert value.item() == pytest.approx(expected, abs=TOL)
+    # A different fake batch must not matter: R1 looks at real data only.
+    assert R1Penalty(weight=1.0)(QuadraticCritic(), real, -fake).item() == pytest.approx(expected, abs=TOL)
+
+
+def test_gradient_penalty_evaluates_between_real_and_fake() -> None:
+    # With fake == real every interpolate is the real point itself, whatever α is drawn.
+    rows = [[1.0, 2.0], [-0.5, 0.25], [0.3, -1.0]]
+    real = torch.tensor(rows, dtype=torch.float64)
+    expected = mean([unit_gradient_penalty(norm_sq([2.0 * v for v in row])) for row in rows])
+    value = GradientPenalty(weight=1.0)(QuadraticCritic(), real, real.clone())
+    assert value.item() == pytest.approx(expected, abs=TOL)
+
+
+def test_gradient_penalty_interpolates_stay_on_the_segment() -> None:
+    # real = 0, fake = x: x̂ = αx with α ∈ [0, 1), so ‖∇D(x̂)‖ = 2α‖x‖ ∈ [0, 2‖x‖) and each term (·−1)² ≤ max(1, …).
+    torch.manual_seed(0)
+    fake = torch.tensor([[10.0, 0.0]] * 64, dtype=torch.float64)
+    real = torch.zeros_like(fake)
+    value = GradientPenalty(weight=1.0)(QuadraticCritic(), real, fake).item()
+    upper = unit_gradient_penalty(20.0**2)  # α → 1
+    assert 0.0 < value < upper
+    # At the real point itself the norm would be ~0, giving (√eps − 1)² ≈ 0.98; at the fake point 19² = 361.
+    # A uniform α gives E[(20α − 1)²] ≈ 400/3 − 20 + 1 ≈ 114; allow generous sampling noise for 64 draws.
+    assert 60.0 < value < 180.0
+
+
+def test_dragan_evaluates_at_real_data_when_it_has_no_spread() -> None:
+    # std(real) = 0, so the perturbation 0.5·std·u vanishes and the penalty is taken at the real points.
+    real = torch.full((4, 2), 0.75, dtype=torch.float64)
+    fake = torch.randn(4, 2, dtype=torch.float64)
+    expected = unit_gradient_penalty(norm_sq([1.5, 1.5]))
+    value = DraganPenalty(weight=3.0)(QuadraticCritic(), real, fake)
+    assert value.item() == pytest.approx(3.0 * expected, abs=TOL)
+
+
+def test_gradient_penalty_backpropagates_to_critic_weights() -> None:
+    weight, eps = 10.0, 1e-4
+    critic = linear_critic()
+    real, fake = batches(0)
+    GradientPenalty(weight=weight, eps=eps)(critic, real, fake).backward()
+    # d/dw λ(s − 1)² with s = sqrt(eps + ‖w‖²) is 2λ(s − 1)·w/s
+    s = math.sqrt(eps + norm_sq(W))
+    expected = [2.0 * weight * (s - 1.0) * w / s for w in W]
+    assert critic.weight.grad is not None
+    assert critic.weight.grad.flatten().tolist() == pytest.approx(expected, abs=TOL)
+
+
+@pytest.mark.parametrize("penalty_cls", [GradientPenalty, DraganPenalty, R1Penalty])
+def test_penalties_do_not_backpropagate_into_the_samples(penalty_cls: type) -> None:
+    # A quadratic critic's input gradient depends on where it is taken, so a leak into real/fake would show.
+    real, fake = batches(0)
+    real.requires_grad_(True)
+    fake.requires_grad_(True)
+    value = penalty_cls(weight=10.0)(QuadraticCritic(), real, fake)
+    assert value.item() > 0.0
+    if value.requires_grad:
+        value.backward()
+    assert real.grad is None and fake.grad is None
+
+
+# -------------------------------------------------------------------------------------------------- constraints
+
+
+def scaled_discriminator(scale: float = 100.0) -> MLPDiscriminator:
+    torch.manual_seed(0)
+    discriminator = MLPDiscriminator(hidden_dim=16, num_hidden=2)
+    with torch.no_grad():
+        for param in discriminator.parameters():
+            param.mul_(scale)
+    return discriminator
+
+
+def test_weight_clipping_clamps_only_what_is_outside() -> None:
+    clip = 5.0
+    discriminator = scaled_discriminator()
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    inside = [b.abs() <= clip for b in before]
+    assert any(m.any() for m in inside) and not all(m.all() for m in inside)  # both kinds are present
+
+    WeightClipping(clip).apply(discriminator)
+
+    for old, new, keep in zip(before, discriminator.parameters(), inside, strict=True):
+        assert new.min() >= -clip and new.max() <= clip
+        assert torch.equal(new[keep], old[keep])
+        assert torch.equal(new[~keep], clip * old[~keep].sign())
+
+
+def test_weight_clipping_with_small_clip_bounds_every_parameter() -> None:
+    discriminator = scaled_discriminator()
+    WeightClipping(0.01).apply(discriminator)
+    for param in discriminator.parameters():
+        largest = param.detach().abs().max().item()
+        assert largest <= 0.01
+        assert largest == pytest.approx(0.01)
+
+
+# ------------------------------------------------------------------------------------------------- composition
+
+
+def test_gan_loss_total_is_objective_plus_penalty() -> None:
+    critic = linear_critic()
+    real, fake = batches(3)
+    loss = GANLoss("r1", NonSaturating(), penalty=R1Penalty(weight=2.0)).discriminator_loss(critic, real, fake)
+
+    w = torch.tensor(W, dtype=torch.float64)
+    real_out, fake_out = (real @ w).tolist(), (fake @ w).tolist()
+    expected_objective = mean([bce(x, 1.0) for x in real_out]) + mean([bce(x, 0.0) for x in fake_out])
+    assert loss.objective.item() == pytest.approx(expected_objective, abs=TOL)
+    assert loss.penalty.item() == pytest.approx(2.0 * 0.5 * norm_sq(W), abs=TOL)
+    assert loss.total.item() == pytest.approx(loss.objective.item() + loss.penalty.item(), abs=TOL)
+    assert loss.real_out.flatten().tolist() == pytest.approx(real_out, abs=TOL)
+    assert loss.fake_out.flatten().tolist() == pytest.approx(fake_out, abs=TOL)
+    assert not loss.real_out.requires_grad and not loss.fake_out.requires_grad
+    assert loss.total.requires_grad
+
+
+def test_gan_loss_without_penalty_has_exact_zero_penalty() -> None:
+    critic = linear_critic()
+    real, fake = batches(4)
+    loss = GANLoss("wgan", Wasserstein()).discriminator_loss(critic, real, fake)
+    assert isinstance(loss.penalty, Tensor)
+    assert loss.penalty.shape == ()
+    assert loss.penalty.item() == 0.0
+    assert torch.equal(loss.total, loss.objective)
+    w = torch.tensor(W, dtype=torch.float64)
+    assert loss.objective.item() == pytest.approx((fake @ w).mean().item() - (real @ w).mean().item(), abs=TOL)
+
+
+def test_gan_loss_generator_loss_uses_the_objective_on_discriminator_output() -> None:
+    critic = linear_critic()
+    _, fake = batches(5)
+    w = torch.tensor(W, dtype=torch.float64)
+    expected = mean([-math.log(sigmoid(x)) for x in (fake @ w).tolist()])
+    assert GANLoss("ns", NonSaturating()).generator_loss(critic, fake).item() == pytest.approx(expected, abs=TOL)
+
+
+def test_after_discriminator_step_applies_the_constraint() -> None:
+    discriminator = scaled_discriminator()
+    GANLoss("wgan", Wasserstein(), constraint=WeightClipping(0.01)).after_discriminator_step(discriminator)
+    assert all(p.abs().max() <= 0.01 for p in discriminator.parameters())
+
+
+def test_after_discriminator_step_without_constraint_leaves_weights_alone() -> None:
+    discriminator = scaled_discriminator()
+    before = [p.detach().clone() for p in discriminator.parameters()]
+    GANLoss("ns", NonSaturating()).after_discriminator_step(discriminator)
+    assert all(torch.equal(old, new) for old, new in zip(before, discriminator.parameters(), strict=True))

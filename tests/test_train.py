@@ -1,0 +1,66 @@
+"""End-to-end runs through the real config, trainer, evaluation and run record."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import wandb
+
+from ganbench.train import train
+from tests.conftest import FAST
+from tests.test_config import LOSSES
+
+RECORD_KEYS = {"status", "loss", "dataset", "seed", "g_steps", "d_steps", "wall_time_s", "final", "best", "history"}
+
+
+def _read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_short_run_of_every_loss_writes_a_complete_record(make_config, tmp_path: Path, loss: str) -> None:
+    cfg = make_config(f"loss={loss}", *FAST)
+    record = train(cfg, tmp_path)
+    summary = _read_summary(tmp_path)
+    assert summary.keys() >= RECORD_KEYS
+    assert summary["status"] == record.status == "completed"
+    assert summary["g_steps"] == 20 and summary["d_steps"] == 20 * cfg.training.n_critic
+    assert [entry["g_step"] for entry in summary["history"]] == [10, 20]
+    assert summary["final"] == summary["history"][-1]
+    assert all(math.isfinite(v) for k, v in summary["final"].items() if k != "reverse_kl")
+    assert summary["versions"]["torch"] and summary["wall_time_s"] > 0
+    assert (tmp_path / "config.yaml").exists() and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / summary["sample_image"]).exists()
+
+
+def test_diverged_run_is_recorded_not_raised(make_config, tmp_path: Path) -> None:
+    record = train(make_config("loss=lsgan", "optim.lr=1e6", *FAST), tmp_path)
+    assert record.status == "diverged" and record.g_steps < 20
+    assert _read_summary(tmp_path)["status"] == "diverged"
+
+
+def test_failed_run_is_recorded_then_raised(make_config, tmp_path: Path) -> None:
+    cfg = make_config("model.generator.data_dim=3", *FAST)  # D expects 2-D points: fails inside training
+    with pytest.raises(RuntimeError):
+        train(cfg, tmp_path)
+    summary = _read_summary(tmp_path)
+    assert summary["status"] == "failed" and "RuntimeError" in summary["error"]
+    assert "Traceback" in (tmp_path / "error.log").read_text()
+
+
+def test_wandb_offline_run_is_logged_and_finished(make_config, tmp_path: Path) -> None:
+    record = train(make_config("logger=wandb", *FAST[1:]), tmp_path)
+    assert wandb.run is None, "the W&B run must be finished"
+    (offline_run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(offline_run.glob("files/media/images/val/samples_*.png"))
+    assert record.status == "completed"
+
+
+def test_default_ns_run_on_ring_covers_most_modes(make_config, tmp_path: Path) -> None:
+    """The README's default job: NS on ring, the default budget, seed 0."""
+    record = train(make_config("logger=none"), tmp_path)
+    assert record.status == "completed" and record.g_steps == 5000
+    assert record.final["modes"] >= 6

@@ -22,6 +22,7 @@ FAST = [
     "eval.every_n_g_steps=10",
     "eval.num_samples=200",
     "dataset.batch_size=16",
+    "trainer.log_every_n_steps=5",
 ]
 
 

@@ -64,3 +64,15 @@ def test_default_ns_run_on_ring_covers_most_modes(make_config, tmp_path: Path) -
     record = train(make_config("logger=none"), tmp_path)
     assert record.status == "completed" and record.g_steps == 5000
     assert record.final["modes"] >= 6
+
+
+@pytest.mark.parametrize(
+    ("logger", "pattern"), [("csv", "csv/version_0/metrics.csv"), ("tensorboard", "tensorboard/*/events.*")]
+)
+def test_file_loggers_write_their_logs(make_config, tmp_path: Path, logger: str, pattern: str) -> None:
+    train(make_config(f"logger={logger}", *FAST[1:]), tmp_path)
+    (log_file,) = tmp_path.glob(pattern)
+    if logger == "csv":
+        header = log_file.read_text().splitlines()[0].split(",")
+        expected = {"train/d_loss", "train/g_loss", "train/penalty", "train/d_real", "train/d_fake"}
+        assert expected | {"train/d_grad_norm", "train/g_grad_norm", "val/modes", "val/high_quality"} <= set(header)

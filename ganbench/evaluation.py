@@ -1,8 +1,15 @@
-"""The evaluation protocol as a Lightning callback: score fixed-latent samples every N G steps and at the end."""
+"""The evaluation protocol as a Lightning callback: score fixed-latent samples every N G steps and at the end.
+
+A protocol (``conf/eval/*.yaml``) names its scorers, how many samples they see, the latent seed, how often to
+evaluate, which metric ranks evaluations and how the samples are drawn for a person to look at. Scorers stream:
+samples are generated in chunks of ``batch_size`` and each rank generates its own slice of the fixed latents, so
+scorers built on torchmetrics states give the same numbers on 1 or N processes.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -10,41 +17,65 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganbench.module import GANModule
+from ganbench.nets.base import Generator
 
 
 class Scorer(Protocol):
-    """What a protocol's metric object provides (see ganbench.metrics)."""
+    """A metric family of a protocol (see ganbench.metrics). Every rank calls every method."""
 
-    primary: str
-    tie_breakers: tuple[str, ...]
-    higher_is_better: bool
+    def setup(self, datamodule: pl.LightningDataModule, device: torch.device) -> None:
+        """Once per fit: take what the reference needs from the data (mixture means, real-image statistics)."""
 
-    def __call__(self, samples: Tensor) -> dict[str, float]: ...
+    def reset(self) -> None: ...
 
-    def plot(self, samples: Tensor, title: str) -> Figure: ...
+    def update(self, fake: Tensor) -> None:
+        """Accumulate one chunk of generated samples."""
+
+    def compute(self, generator: Generator) -> dict[str, float]:
+        """Metrics over all accumulated samples (synced across ranks); ``generator`` serves metrics that invert it."""
+
+
+class SamplePlot(Protocol):
+    """Draws generated samples for a person: a scatter over the modes, a grid of images."""
+
+    def setup(self, datamodule: pl.LightningDataModule) -> None: ...
+
+    def __call__(self, samples: Tensor, title: str) -> Figure: ...
 
 
 class Evaluation(pl.Callback):
-    """Scores ``num_samples`` generated from latents drawn with ``latent_seed``, so every evaluation of every run
-    sees the same z. Keeps the history and the best evaluation by the scorer's primary metric (then its tie
-    breakers, then the earliest),
-    logs ``val/<metric>`` and writes a sample image per evaluation under ``image_dir``."""
+    """Scores ``num_samples`` samples generated from latents drawn with ``latent_seed`` (the same z at every
+    evaluation of every run), every ``every_n_g_steps`` G steps and at the end of training. Keeps the history and
+    the best evaluation (by ``primary``, then ``tie_breakers``, then the earliest), logs ``val/<metric>`` and saves
+    a sample image per evaluation under ``image_dir``."""
 
     def __init__(
         self,
-        metrics: Scorer,
+        scorers: Mapping[str, Scorer],
+        primary: str,
+        higher_is_better: bool,
+        plot: SamplePlot,
+        tie_breakers: Sequence[str] = (),
         num_samples: int = 2500,
+        batch_size: int = 500,
         every_n_g_steps: int = 1000,
         latent_seed: int = 12345,
+        num_plotted: int = 2500,
         image_dir: str | Path | None = None,
     ) -> None:
-        self.metrics = metrics
+        self.scorers = dict(scorers)
+        self.primary = primary
+        self.higher_is_better = higher_is_better
+        self.tie_breakers = tuple(tie_breakers)
+        self.plot = plot
         self.num_samples = num_samples
+        self.batch_size = batch_size
         self.every_n_g_steps = every_n_g_steps
         self.latent_seed = latent_seed
+        self.num_plotted = num_plotted
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.history: list[dict[str, float]] = []
         self.last_image: Path | None = None
@@ -55,13 +86,20 @@ class Evaluation(pl.Callback):
 
     @property
     def best(self) -> dict[str, float] | None:
-        sign = 1.0 if self.metrics.higher_is_better else -1.0
+        sign = 1.0 if self.higher_is_better else -1.0
 
         def key(entry: dict[str, float]) -> tuple[float, ...]:
-            values = (entry[name] for name in (self.metrics.primary, *self.metrics.tie_breakers))
+            values = (entry[name] for name in (self.primary, *self.tie_breakers))
             return tuple(-math.inf if math.isnan(v) else sign * v for v in values)
 
         return max(self.history, key=key) if self.history else None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
+        for scorer in self.scorers.values():
+            if isinstance(scorer, nn.Module):
+                scorer.to(pl_module.device)
+            scorer.setup(trainer.datamodule, pl_module.device)
+        self.plot.setup(trainer.datamodule)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GANModule, *args: Any) -> None:
         if pl_module.g_steps % self.every_n_g_steps == 0 and not pl_module.diverged:
@@ -71,32 +109,44 @@ class Evaluation(pl.Callback):
         if not self.history or self.history[-1]["g_step"] != pl_module.g_steps:
             self.evaluate(trainer, pl_module)
 
-    @torch.no_grad()
-    def generate(self, pl_module: GANModule) -> Tensor:
-        generator = pl_module.generator
+    def rank_latents(self, generator: Generator, rank: int, world_size: int) -> Tensor:
+        """This rank's share of the protocol's fixed latents (every world_size-th, starting at ``rank``)."""
         latent_rng = torch.Generator().manual_seed(self.latent_seed)
         z = generator.sample_latent(self.num_samples, device=torch.device("cpu"), generator=latent_rng)
+        return z[rank::world_size]
+
+    @torch.no_grad()
+    def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
+        generator = pl_module.generator
         was_training = generator.training
         generator.eval()
-        samples = generator(z.to(pl_module.device))
+        for scorer in self.scorers.values():
+            scorer.reset()
+        plotted: list[Tensor] = []
+        shown = 0
+        for z in self.rank_latents(generator, trainer.global_rank, trainer.world_size).split(self.batch_size):
+            fake = generator(z.to(pl_module.device)).float()
+            for scorer in self.scorers.values():
+                scorer.update(fake)
+            if shown < self.num_plotted:
+                plotted.append(fake[: self.num_plotted - shown].cpu())
+                shown += len(plotted[-1])
+        entry = {"g_step": float(pl_module.g_steps)}
+        for scorer in self.scorers.values():
+            entry |= scorer.compute(generator)
         generator.train(was_training)
-        return samples.float()
-
-    def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
-        samples = self.generate(pl_module)
-        entry = {"g_step": float(pl_module.g_steps), **self.metrics(samples)}
         self.history.append(entry)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({f"val/{k}": v for k, v in entry.items()}, step=pl_module.g_steps)
-            self._save_image(trainer, samples, pl_module.g_steps, pl_module.loss.name)
+            self._save_image(trainer, torch.cat(plotted), pl_module.g_steps, pl_module.loss.name)
         return entry
 
     def _save_image(self, trainer: pl.Trainer, samples: Tensor, g_step: int, loss_name: str) -> None:
         if self.image_dir is None:
             return
         self.image_dir.mkdir(parents=True, exist_ok=True)
-        figure = self.metrics.plot(samples, f"{loss_name} · G step {g_step}")
+        figure = self.plot(samples, f"{loss_name} · G step {g_step}")
         path = self.image_dir / f"g{g_step:07d}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         self.last_image = path

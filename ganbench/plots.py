@@ -1,9 +1,13 @@
-"""Plot primitives shared by the per-run evaluation images and the comparison report."""
+"""Plots of generated samples: per-run evaluation images and the report's side-by-side figure use the same code."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from ganbench.data.mixtures import MixtureDataModule
 
 
 def scatter_over_modes(ax: Axes, samples: np.ndarray, means: np.ndarray, title: str) -> None:
@@ -16,3 +20,20 @@ def scatter_over_modes(ax: Axes, samples: np.ndarray, means: np.ndarray, title: 
     ax.set_ylim(-half_width, half_width)
     ax.set_aspect("equal")
     ax.set_title(title)
+
+
+class ModeScatter:
+    """Sample plot for 2-D mixtures: the generated points over the mixture's modes."""
+
+    def __init__(self) -> None:
+        self.means: np.ndarray | None = None
+
+    def setup(self, datamodule: MixtureDataModule) -> None:
+        self.means = datamodule.mixture.means.numpy()
+
+    def __call__(self, samples: Tensor, title: str) -> Figure:
+        if self.means is None:
+            raise RuntimeError("ModeScatter.setup(datamodule) must run before plotting")
+        figure = Figure(figsize=(4, 4))
+        scatter_over_modes(figure.add_subplot(), samples.numpy(), self.means, title)
+        return figure

@@ -93,8 +93,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
 
         record.status = "diverged" if module.diverged else "completed"
         record.g_steps, record.d_steps = module.g_steps, module.d_steps
-        record.primary_metric = evaluation.metrics.primary
-        record.higher_is_better = evaluation.metrics.higher_is_better
+        record.primary_metric = evaluation.primary
+        record.higher_is_better = evaluation.higher_is_better
         record.final, record.best, record.history = evaluation.final, evaluation.best, evaluation.history
         if evaluation.last_image is not None:
             record.sample_image = str(evaluation.last_image.relative_to(run_dir))

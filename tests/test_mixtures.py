@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganbench.data.mixtures import MixtureDataModule, grid, ring
-from ganbench.metrics.mixture import mixture_metrics
+from ganbench.metrics.mixture import MixtureScorer, mixture_metrics
 
 
 def test_ring_and_grid_follow_the_reference_protocol() -> None:
@@ -70,3 +70,15 @@ def test_no_high_quality_or_non_finite_samples() -> None:
     broken = torch.cat([mixture.means[:2], torch.full((2, 2), math.nan)])
     metrics = mixture_metrics(broken, mixture)
     assert metrics["modes"] == 2 and metrics["high_quality"] == 0.5
+
+
+def test_scorer_streams_chunks_to_the_same_metrics() -> None:
+    datamodule = MixtureDataModule("grid", grid())
+    samples = datamodule.mixture.sample(1000, torch.Generator().manual_seed(0))
+    scorer = MixtureScorer()
+    scorer.setup(datamodule, torch.device("cpu"))
+    for _ in range(2):  # a second evaluation starts from a clean state
+        scorer.reset()
+        for chunk in samples.split(300):
+            scorer.update(chunk)
+        assert scorer.compute(generator=None) == mixture_metrics(samples, datamodule.mixture)

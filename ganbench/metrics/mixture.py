@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics.aggregation import CatMetric
 
-from ganbench.data.mixtures import GaussianMixture
-from ganbench.plots import scatter_over_modes
+from ganbench.data.mixtures import GaussianMixture, MixtureDataModule
 
 
 def mixture_metrics(samples: Tensor, mixture: GaussianMixture) -> dict[str, float]:
@@ -38,20 +37,25 @@ def mixture_metrics(samples: Tensor, mixture: GaussianMixture) -> dict[str, floa
     }
 
 
-class MixtureMetrics:
-    """The mixture protocol's scorer: ranks evaluations by modes captured, ties by the high-quality share."""
+class MixtureScorer:
+    """The mixture protocol's scorer. Samples are gathered in a torchmetrics ``CatMetric``, so under DDP the
+    metrics are computed over the samples of all ranks."""
 
-    primary = "modes"
-    tie_breakers = ("high_quality",)
-    higher_is_better = True
+    def __init__(self) -> None:
+        self.samples = CatMetric(nan_strategy="disable")
+        self.mixture: GaussianMixture | None = None
 
-    def __init__(self, mixture: GaussianMixture) -> None:
-        self.mixture = mixture
+    def setup(self, datamodule: MixtureDataModule, device: torch.device) -> None:
+        self.mixture = datamodule.mixture
+        self.samples.to(device)
 
-    def __call__(self, samples: Tensor) -> dict[str, float]:
-        return mixture_metrics(samples, self.mixture)
+    def reset(self) -> None:
+        self.samples.reset()
 
-    def plot(self, samples: Tensor, title: str) -> Figure:
-        figure = Figure(figsize=(4, 4))
-        scatter_over_modes(figure.add_subplot(), samples.cpu().numpy(), self.mixture.means.numpy(), title)
-        return figure
+    def update(self, fake: Tensor) -> None:
+        self.samples.update(fake)
+
+    def compute(self, generator: nn.Module) -> dict[str, float]:
+        if self.mixture is None:
+            raise RuntimeError("MixtureScorer.setup(datamodule) must run before compute()")
+        return mixture_metrics(self.samples.compute(), self.mixture)

@@ -1,0 +1,1 @@
+"""LightningDataModules: embedded datasets that need no download, and torchvision datasets."""

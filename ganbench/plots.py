@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from ganbench.data.mixtures import MixtureDataModule
 
@@ -36,4 +37,24 @@ class ModeScatter:
             raise RuntimeError("ModeScatter.setup(datamodule) must run before plotting")
         figure = Figure(figsize=(4, 4))
         scatter_over_modes(figure.add_subplot(), samples.numpy(), self.means, title)
+        return figure
+
+
+class ImageGrid:
+    """Sample plot for images in [−1, 1]: the first ``rows`` × ``rows`` samples as one grid."""
+
+    def __init__(self, rows: int = 8) -> None:
+        self.rows = rows
+
+    def setup(self, datamodule: object) -> None:
+        """Nothing to take from the data: images are shown as they are."""
+
+    def __call__(self, samples: Tensor, title: str) -> Figure:
+        images = ((samples[: self.rows**2].clamp(-1, 1) + 1) / 2).float()
+        grid = make_grid(images, nrow=self.rows, padding=1, pad_value=1.0)
+        figure = Figure(figsize=(5, 5))
+        ax = figure.add_subplot()
+        ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if images.shape[1] == 1 else None)
+        ax.set_axis_off()
+        ax.set_title(title)
         return figure

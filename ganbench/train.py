@@ -1,8 +1,9 @@
 """The Hydra entry point: compose → validate → instantiate → fit → evaluate → write the run record.
 
 ``ganbench-train`` (or ``python -m ganbench.train``) takes Hydra overrides, e.g. ``loss=wgan_gp dataset=grid`` or
-``-m loss=mm,ns,lsgan,wgan,wgan_gp`` for a sweep. A bad config value stops a single run with one line and exit
-code 2; inside a multirun the bad or crashing job is recorded as failed and the sweep goes on.
+``-m loss=mm,ns,lsgan,wgan,wgan_gp`` for a sweep. Bad input (a config value out of range, a missing dataset or weights
+file: a ``UserError``) stops a single run with one line and exit code 2, a crash with exit code 1 and the traceback in
+the run's error.log; inside a multirun such a job is recorded as failed and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from ganbench.errors import UserError
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
@@ -99,7 +101,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         if evaluation.last_image is not None:
             record.sample_image = str(evaluation.last_image.relative_to(run_dir))
     except BaseException as error:
-        record.error = f"{type(error).__name__}: {error}"
+        user_error = _find_user_error(error)
+        record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
         (run_dir / ERROR_FILE).write_text(traceback.format_exc())
         raise
     finally:
@@ -107,6 +110,20 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         write_record(record, run_dir)
         _publish_to_wandb(loggers, record)
     return record
+
+
+def _report_failure(message: str, exit_code: int, in_multirun: bool) -> None:
+    """One message on stderr; a single run exits with ``exit_code``, a multirun goes on to its next job."""
+    print(message, file=sys.stderr)
+    if not in_multirun:
+        sys.exit(exit_code)
+
+
+def _find_user_error(error: BaseException | None) -> UserError | None:
+    """The UserError behind an exception, also when Hydra's instantiate or Lightning wrapped it."""
+    while error is not None and not isinstance(error, UserError):
+        error = error.__cause__
+    return error
 
 
 def _describe(record: RunRecord) -> str:
@@ -134,21 +151,18 @@ def main(cfg: DictConfig) -> float | None:
         record = _new_record(cfg, "failed", overrides)
         record.error = str(error)
         write_record(record, run_dir)
-        print(f"ganbench: invalid config: {error}", file=sys.stderr)
-        if in_multirun:
-            return None
-        sys.exit(2)
+        _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
+        return None
     try:
         record = train(cfg, run_dir, overrides)
     except Exception as error:
-        print(
-            f"ganbench: run failed: {type(error).__name__}: {error}\n"
-            f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}",
-            file=sys.stderr,
-        )
-        if in_multirun:
-            return None
-        sys.exit(1)
+        if (user_error := _find_user_error(error)) is not None:
+            _report_failure(f"ganbench: {user_error}\n  record: {run_dir / 'summary.json'}", 2, in_multirun)
+        else:
+            message = f"ganbench: run failed: {type(error).__name__}: {error}"
+            where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}"
+            _report_failure(f"{message}\n{where}", 1, in_multirun)
+        return None
     print(_describe(record))
     return None if record.best is None else record.best[record.primary_metric]
 

@@ -8,8 +8,10 @@ from numbers import Real
 
 from omegaconf import DictConfig, OmegaConf
 
+from ganbench.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config value outside its allowed range; the message names the key, the range and the value."""
 
 

@@ -1,0 +1,77 @@
+"""Image datasets as LightningDataModules: the contract every image dataset (torchvision's or embedded) fulfils.
+
+Images are float tensors of shape (C, H, W) scaled to [−1, 1]; labels are dropped. Training batches hold
+``batches_per_step`` × ``batch_size`` images (one real batch per discriminator step); the evaluation protocol asks
+for the real images of a named split through :meth:`ImageDataModule.eval_dataset` and identifies them for its
+reference-statistics cache through :meth:`ImageDataModule.reference_id`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+
+class ImagesOnly(Dataset):
+    """Drops the label of an (image, label) dataset, so that a batch is a single tensor."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Tensor:
+        item = self.dataset[index]
+        return item[0] if isinstance(item, tuple | list) else item
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Base of the image datasets: subclasses say where a split's images come from, this class batches them."""
+
+    def __init__(
+        self,
+        name: str,
+        image_size: int,
+        channels: int,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.image_size = image_size
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.batches_per_step = 1
+
+    @abstractmethod
+    def split_dataset(self, split: str) -> Dataset:
+        """The images of ``split`` (e.g. "train", "test") as (C, H, W) tensors in [−1, 1]; raises UserError when the
+        files are missing, saying where they are expected and how to get them."""
+
+    def eval_dataset(self, split: str) -> Dataset:
+        """Real images for the evaluation protocol."""
+        return self.split_dataset(split)
+
+    def reference_id(self, split: str) -> str:
+        """Identifies the real images of ``split`` for caches: dataset, split, resolution and channels."""
+        return f"{self.name}-{split}-{self.image_size}px-{self.channels}ch"
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return DataLoader(
+            self.split_dataset("train"),
+            batch_size=self.batch_size * self.batches_per_step,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed + rank),
+            persistent_workers=self.num_workers > 0,
+        )

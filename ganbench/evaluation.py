@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ganbench.module import GANModule
 from ganbench.nets.base import Generator
+from ganbench.record import write_json_atomic
 
 
 class Scorer(Protocol):
@@ -36,6 +37,9 @@ class Scorer(Protocol):
 
     def compute(self, generator: Generator) -> dict[str, float]:
         """Metrics over all accumulated samples (synced across ranks); ``generator`` serves metrics that invert it."""
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that decides this scorer's numbers (after setup), stored with every result."""
 
 
 class SamplePlot(Protocol):
@@ -65,6 +69,7 @@ class Evaluation(pl.Callback):
         latent_seed: int = 12345,
         num_plotted: int = 2500,
         image_dir: str | Path | None = None,
+        progress_file: str | Path | None = None,
     ) -> None:
         self.scorers = dict(scorers)
         self.primary = primary
@@ -77,22 +82,26 @@ class Evaluation(pl.Callback):
         self.latent_seed = latent_seed
         self.num_plotted = num_plotted
         self.image_dir = Path(image_dir) if image_dir is not None else None
+        self.progress_file = Path(progress_file) if progress_file is not None else None
         self.history: list[dict[str, float]] = []
         self.last_image: Path | None = None
 
-    @property
-    def final(self) -> dict[str, float] | None:
-        return self.history[-1] if self.history else None
-
-    @property
-    def best(self) -> dict[str, float] | None:
+    def best(self, history: list[dict[str, float]]) -> dict[str, float] | None:
+        """The best evaluation of ``history`` under this protocol's ranking (NaN ranks last)."""
         sign = 1.0 if self.higher_is_better else -1.0
 
         def key(entry: dict[str, float]) -> tuple[float, ...]:
             values = (entry[name] for name in (self.primary, *self.tie_breakers))
-            return tuple(-math.inf if math.isnan(v) else sign * v for v in values)
+            return tuple(-math.inf if v is None or math.isnan(v) else sign * v for v in values)
 
-        return max(self.history, key=key) if self.history else None
+        return max(history, key=key) if history else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The evaluations so far travel with the checkpoint, so a resumed run keeps its full history."""
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
         for scorer in self.scorers.values():
@@ -108,6 +117,36 @@ class Evaluation(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
         if not self.history or self.history[-1]["g_step"] != pl_module.g_steps:
             self.evaluate(trainer, pl_module)
+        self._write_progress(trainer, pl_module)
+
+    def describe(self) -> dict[str, Any]:
+        """The full protocol, so numbers from different runs are comparable or visibly not."""
+        return {
+            "num_samples": self.num_samples,
+            "latent_seed": self.latent_seed,
+            "every_n_g_steps": self.every_n_g_steps,
+            "primary": self.primary,
+            "higher_is_better": self.higher_is_better,
+            "tie_breakers": list(self.tie_breakers),
+            "scorers": {name: scorer.describe() for name, scorer in self.scorers.items()},
+        }
+
+    def _write_progress(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
+        """Rank 0 keeps ``progress_file`` current: the run record is built from it, also when training ran in spawned
+        processes (DDP spawn) whose callbacks and counters never return to the launching process, and it holds the
+        last metrics of a run that crashes later."""
+        if self.progress_file is None or not trainer.is_global_zero:
+            return
+        image = self.last_image.relative_to(self.progress_file.parent).as_posix() if self.last_image else None
+        progress = {
+            "g_steps": pl_module.g_steps,
+            "d_steps": pl_module.d_steps,
+            "diverged": pl_module.diverged,
+            "history": self.history,
+            "sample_image": image,
+            "protocol": self.describe(),
+        }
+        write_json_atomic(progress, self.progress_file)
 
     def rank_latents(self, generator: Generator, rank: int, world_size: int) -> Tensor:
         """This rank's share of the protocol's fixed latents (every world_size-th, starting at ``rank``)."""
@@ -117,7 +156,7 @@ class Evaluation(pl.Callback):
 
     @torch.no_grad()
     def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
-        generator = pl_module.generator
+        generator = pl_module.sampling_generator
         was_training = generator.training
         generator.eval()
         for scorer in self.scorers.values():
@@ -140,6 +179,7 @@ class Evaluation(pl.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({f"val/{k}": v for k, v in entry.items()}, step=pl_module.g_steps)
             self._save_image(trainer, torch.cat(plotted), pl_module.g_steps, pl_module.loss.name)
+            self._write_progress(trainer, pl_module)
         return entry
 
     def _save_image(self, trainer: pl.Trainer, samples: Tensor, g_step: int, loss_name: str) -> None:

@@ -100,9 +100,15 @@ class Hinge(Objective):
 
 
 def input_gradient(discriminator: nn.Module, inputs: Tensor) -> Tensor:
-    """∂ Σ D(x) / ∂x per example, kept in the graph so that the penalty itself can be back-propagated."""
-    inputs = inputs.detach().requires_grad_(True)
-    out = discriminator(inputs)
+    """∂ Σ D(x) / ∂x per example, kept in the graph so that the penalty itself can be back-propagated.
+
+    Computed with autocast off, in the dtype of D's parameters (fp32 under mixed precision): the inner gradient is not
+    covered by the loss scaler of 16-bit training, and fp32 keeps it from underflowing."""
+    parameter = next(discriminator.parameters(), None)
+    dtype = inputs.dtype if parameter is None else parameter.dtype
+    inputs = inputs.detach().to(dtype).requires_grad_(True)
+    with torch.autocast(device_type=inputs.device.type, enabled=False):
+        out = discriminator(inputs)
     (grad,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
     return grad.flatten(start_dim=1)
 
@@ -137,9 +143,12 @@ class GradientPenalty(Penalty):
         super().__init__(weight)
         self.eps = eps
 
+    def interpolation_weights(self, real: Tensor) -> Tensor:
+        """α per example (overridable: a fixed α makes the penalty deterministic, e.g. to compare 1 vs N processes)."""
+        return _per_example_uniform(real)
+
     def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        alpha = _per_example_uniform(real)
-        interpolates = real + alpha * (fake.detach() - real)
+        interpolates = real + self.interpolation_weights(real) * (fake.detach() - real)
         norm = _smoothed_norm(input_gradient(discriminator, interpolates), self.eps)
         return (norm - 1.0).pow(2).mean()
 

@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganbench.losses import DiscriminatorLoss, GANLoss
 from ganbench.nets.base import Generator
@@ -39,6 +40,9 @@ class GANModule(pl.LightningModule):
         discriminator_optimizer: OptimizerFactory,
         n_critic: int = 1,
         g_step_budget: int = 1000,
+        ema_decay: float | None = None,
+        compile_networks: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -49,9 +53,33 @@ class GANModule(pl.LightningModule):
         self.discriminator_optimizer = discriminator_optimizer
         self.n_critic = n_critic
         self.g_step_budget = g_step_budget
+        self.generator_ema = (
+            AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay is not None
+            else None
+        )
+        self.compile_networks = compile_networks
+        self.seed = seed
         self.g_steps = 0
         self.d_steps = 0
         self.diverged = False
+
+    @property
+    def sampling_generator(self) -> Generator:
+        """The generator to evaluate and sample from: the EMA copy when enabled."""
+        return self.generator if self.generator_ema is None else self.generator_ema.module
+
+    def setup(self, stage: str) -> None:
+        """Each process draws its own noise (z, penalty draws) from seed + rank; rank 0 matches a 1-process run."""
+        torch.manual_seed(self.seed + self.global_rank)
+
+    def configure_model(self) -> None:
+        """Optional torch.compile, in place (state_dict keys unchanged). D is left eager when the loss has a penalty:
+        the penalty's double backward is not supported by torch.compile."""
+        if self.compile_networks:
+            self.generator.compile()
+            if self.loss.penalty is None:
+                self.discriminator.compile()
 
     @property
     def remaining_g_steps(self) -> int:
@@ -118,12 +146,26 @@ class GANModule(pl.LightningModule):
         self.manual_backward(loss)
         optimizer.step()
         self.untoggle_optimizer(optimizer)
+        if self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
         self.g_steps += 1
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Counters and the noise RNG, so that a resumed run continues the same random stream."""
         checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
+        checkpoint["gan_rng"] = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Only rank 0's RNG state is in the checkpoint: other ranks re-derive a distinct stream from it."""
         self.g_steps = checkpoint["gan_steps"]["g_steps"]
         self.d_steps = checkpoint["gan_steps"]["d_steps"]
+        if self.global_rank == 0:
+            torch.set_rng_state(checkpoint["gan_rng"]["cpu"])
+            if checkpoint["gan_rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(checkpoint["gan_rng"]["cuda"])
+        else:
+            torch.manual_seed(hash((self.seed, self.global_rank, self.g_steps)) & (2**63 - 1))

@@ -46,6 +46,7 @@ class RunRecord:
     final: dict[str, float] | None = None
     best: dict[str, float] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    protocol: dict[str, Any] | None = None
     sample_image: str | None = None
     overrides: list[str] = field(default_factory=list)
     error: str | None = None
@@ -64,13 +65,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_record(record: RunRecord, run_dir: Path) -> Path:
-    """Write atomically, so an interrupted run never leaves a half-written summary behind."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / SUMMARY_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(asdict(record)), indent=2, allow_nan=False) + "\n")
+def write_json_atomic(data: Any, path: Path) -> None:
+    """Strict JSON written to a temporary file and renamed: a kill never leaves a half-written file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def write_record(record: RunRecord, run_dir: Path) -> Path:
+    path = run_dir / SUMMARY_FILE
+    write_json_atomic(asdict(record), path)
     return path
 
 

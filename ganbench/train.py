@@ -8,6 +8,7 @@ the run's error.log; inside a multirun such a job is recorded as failed and the 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -21,7 +22,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ganbench.errors import UserError
+from ganbench.checkpointing import PeriodicCheckpoint
+from ganbench.errors import find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
@@ -30,6 +32,8 @@ from ganbench.validate import ConfigError, validate
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 ERROR_FILE = "error.log"
+PROGRESS_FILE = "progress.json"  # written by rank 0 during training (see Evaluation); the record is built from it
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def build_module(cfg: DictConfig) -> GANModule:
@@ -42,6 +46,9 @@ def build_module(cfg: DictConfig) -> GANModule:
         discriminator_optimizer=instantiate(cfg.optim.discriminator),
         n_critic=cfg.training.n_critic,
         g_step_budget=cfg.training.g_steps,
+        ema_decay=cfg.training.ema_decay,
+        compile_networks=cfg.training.compile,
+        seed=cfg.seed,
     )
 
 
@@ -69,7 +76,10 @@ def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
 
 
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> RunRecord:
-    """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'."""
+    """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'.
+
+    A run directory that already holds ``checkpoints/last.ckpt`` (a preempted or killed run launched again into the
+    same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history."""
     record = _new_record(cfg, "failed", overrides or [])
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -79,29 +89,37 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         datamodule = instantiate(cfg.dataset)
         datamodule.batches_per_step = cfg.training.n_critic
         module = build_module(cfg)
-        evaluation: Evaluation = instantiate(cfg.eval, image_dir=run_dir / "samples")
+        evaluation: Evaluation = instantiate(
+            cfg.eval, image_dir=run_dir / "samples", progress_file=run_dir / PROGRESS_FILE
+        )
         if cfg.logger:
             loggers.append(instantiate(cfg.logger, save_dir=str(run_dir)))
+        checkpoint = PeriodicCheckpoint(run_dir / LAST_CHECKPOINT, cfg.training.checkpoint_every_n_g_steps)
         trainer: pl.Trainer = instantiate(
             cfg.trainer,
             default_root_dir=str(run_dir),
             logger=loggers or False,
-            callbacks=[evaluation, BudgetProgressBar()],
+            callbacks=[
+                evaluation,
+                checkpoint,
+                *([BudgetProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+            ],
         )
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        trainer.fit(module, datamodule=datamodule)
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+        resume_from = run_dir / LAST_CHECKPOINT
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if resume_from.exists() else None)
 
-        record.status = "diverged" if module.diverged else "completed"
-        record.g_steps, record.d_steps = module.g_steps, module.d_steps
-        record.primary_metric = evaluation.primary
-        record.higher_is_better = evaluation.higher_is_better
-        record.final, record.best, record.history = evaluation.final, evaluation.best, evaluation.history
-        if evaluation.last_image is not None:
-            record.sample_image = str(evaluation.last_image.relative_to(run_dir))
+        progress = json.loads((run_dir / PROGRESS_FILE).read_text())
+        record.status = "diverged" if progress["diverged"] else "completed"
+        record.g_steps, record.d_steps = progress["g_steps"], progress["d_steps"]
+        record.primary_metric, record.higher_is_better = evaluation.primary, evaluation.higher_is_better
+        record.history, record.sample_image = progress["history"], progress["sample_image"]
+        record.protocol = progress["protocol"]
+        record.final = record.history[-1] if record.history else None
+        record.best = evaluation.best(record.history)
     except BaseException as error:
-        user_error = _find_user_error(error)
+        user_error = find_user_error(error)
         record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
         (run_dir / ERROR_FILE).write_text(traceback.format_exc())
         raise
@@ -119,17 +137,10 @@ def _report_failure(message: str, exit_code: int, in_multirun: bool) -> None:
         sys.exit(exit_code)
 
 
-def _find_user_error(error: BaseException | None) -> UserError | None:
-    """The UserError behind an exception, also when Hydra's instantiate or Lightning wrapped it."""
-    while error is not None and not isinstance(error, UserError):
-        error = error.__cause__
-    return error
-
-
 def _describe(record: RunRecord) -> str:
     def fmt(metrics: dict[str, float] | None) -> str:
         shown = {k: v for k, v in (metrics or {}).items() if k != "g_step"}
-        return ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) or "none"
+        return ", ".join(f"{k} {'n/a' if v is None else format(v, '.4g')}" for k, v in shown.items()) or "none"
 
     return (
         f"{record.loss} on {record.dataset}: {record.status} after {record.g_steps} G steps in "
@@ -156,7 +167,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = train(cfg, run_dir, overrides)
     except Exception as error:
-        if (user_error := _find_user_error(error)) is not None:
+        if (user_error := find_user_error(error)) is not None:
             _report_failure(f"ganbench: {user_error}\n  record: {run_dir / 'summary.json'}", 2, in_multirun)
         else:
             message = f"ganbench: run failed: {type(error).__name__}: {error}"

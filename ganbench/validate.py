@@ -30,6 +30,8 @@ RULES: tuple[Rule, ...] = (
     Rule("training.n_critic", ">= 1", lambda v: v >= 1, integer=True),
     Rule("training.g_steps", ">= 1", lambda v: v >= 1, integer=True),
     Rule("dataset.batch_size", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("training.ema_decay", "in (0, 1)", lambda v: 0 < v < 1),
+    Rule("training.checkpoint_every_n_g_steps", ">= 1", lambda v: v >= 1, integer=True),
     Rule("loss.penalty.weight", ">= 0", lambda v: v >= 0),
     Rule("loss.constraint.clip", "> 0", lambda v: v > 0),
     Rule("loss.objective.real_label", "in (0, 1]", lambda v: 0 < v <= 1),

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from ganbench.data.mixtures import MixtureDataModule, ring
+from ganbench.data.mixtures import MixtureDataModule, batch_seed, ring
 from ganbench.losses import GANLoss, NonSaturating, Wasserstein, WeightClipping
 from ganbench.module import GANModule
 from ganbench.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -129,7 +129,7 @@ def test_each_discriminator_step_gets_its_own_real_batch(monkeypatch: pytest.Mon
         assert not torch.equal(reals[0], reals[1])
 
     # Together they are exactly the stream's first Lightning batch, split in order: no point dropped or reused.
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(batch_seed(seed=0, rank=0, index=0))
     first = ring().sample(batch_size * n_critic, generator)
     assert torch.equal(seen[0][1], first[:batch_size])
     assert torch.equal(seen[1][1], first[batch_size:])

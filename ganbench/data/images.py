@@ -1,7 +1,8 @@
 """Image datasets as LightningDataModules: the contract every image dataset (torchvision's or embedded) fulfils.
 
 Images are float tensors of shape (C, H, W) scaled to [−1, 1]; labels are dropped. Training batches hold
-``batches_per_step`` × ``batch_size`` images (one real batch per discriminator step); the evaluation protocol asks
+``batches_per_step`` × ``batch_size`` images (one real batch per discriminator step; ``batch_size`` is global, split
+across DDP processes); the evaluation protocol asks
 for the real images of a named split through :meth:`ImageDataModule.eval_dataset` and identifies them for its
 reference-statistics cache through :meth:`ImageDataModule.reference_id`.
 """
@@ -14,6 +15,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from ganbench.data.batching import process_batch_size
 
 
 class ImagesOnly(Dataset):
@@ -65,10 +68,12 @@ class ImageDataModule(pl.LightningDataModule):
         return f"{self.name}-{split}-{self.image_size}px-{self.channels}ch"
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
+        """Shuffled, seeded by seed + rank; under DDP Lightning swaps in a DistributedSampler, so that the processes
+        split each epoch between them."""
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         return DataLoader(
             self.split_dataset("train"),
-            batch_size=self.batch_size * self.batches_per_step,
+            batch_size=process_batch_size(self.batch_size, world_size) * self.batches_per_step,
             shuffle=True,
             drop_last=True,
             num_workers=self.num_workers,

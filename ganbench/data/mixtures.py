@@ -5,6 +5,7 @@ Samples are drawn on the fly from a seeded generator, so the "dataset" is infini
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -12,6 +13,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
+
+from ganbench.data.batching import process_batch_size
 
 
 class GaussianMixture:
@@ -44,24 +47,33 @@ def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixt
     return GaussianMixture(torch.stack([xs.flatten(), ys.flatten()], dim=1), std)
 
 
-class _MixtureStream(IterableDataset):
-    """Endless batches from a mixture; each iteration restarts from the same seed."""
+def batch_seed(seed: int, rank: int, index: int) -> int:
+    """The RNG seed of batch ``index`` on process ``rank``: the data of every step is a pure function of these, so a
+    resumed run draws exactly the batches an uninterrupted run would have drawn."""
+    return hash((seed, rank, index)) & (2**63 - 1)
 
-    def __init__(self, mixture: GaussianMixture, batch_size: int, seed: int) -> None:
+
+class _MixtureStream(IterableDataset):
+    """Endless batches from a mixture, batch i drawn from its own seeded generator, starting at batch ``start``."""
+
+    def __init__(self, mixture: GaussianMixture, batch_size: int, seed: int, rank: int, start: int) -> None:
         self.mixture = mixture
         self.batch_size = batch_size
         self.seed = seed
+        self.rank = rank
+        self.start = start
 
     def __iter__(self) -> Iterator[Tensor]:
-        generator = torch.Generator().manual_seed(self.seed)
-        while True:
+        for index in itertools.count(self.start):
+            generator = torch.Generator().manual_seed(batch_seed(self.seed, self.rank, index))
             yield self.mixture.sample(self.batch_size, generator)
 
 
 class MixtureDataModule(pl.LightningDataModule):
-    """Training data for one GAN step: ``batches_per_step`` real batches of ``batch_size`` points, concatenated.
+    """Training data for one GAN step: ``batches_per_step`` real batches concatenated (the trainer sets it to
+    n_critic, so every discriminator step sees its own real batch).
 
-    The trainer sets ``batches_per_step`` to n_critic so that every discriminator step sees its own real batch.
+    ``batch_size`` is the global batch: with N processes each draws batch_size / N points per batch.
     """
 
     def __init__(self, name: str, mixture: GaussianMixture, batch_size: int = 100, seed: int = 0) -> None:
@@ -73,6 +85,11 @@ class MixtureDataModule(pl.LightningDataModule):
         self.batches_per_step = 1
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = _MixtureStream(self.mixture, self.batch_size * self.batches_per_step, self.seed + rank)
-        return DataLoader(stream, batch_size=None)
+        rank, world_size, start = 0, 1, 0
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+            start = self.trainer.lightning_module.g_steps
+        per_process = process_batch_size(self.batch_size, world_size)
+        stream = _MixtureStream(self.mixture, per_process * self.batches_per_step, self.seed, rank, start)
+        # An own generator: creating the iterator must not draw from the global RNG, or a resumed run's noise shifts.
+        return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(self.seed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,3 +60,11 @@ class MixtureScorer:
         if self.mixture is None:
             raise RuntimeError("MixtureScorer.setup(datamodule) must run before compute()")
         return mixture_metrics(self.samples.compute(), self.mixture)
+
+    def describe(self) -> dict[str, Any]:
+        mixture = self.mixture
+        return {
+            "metrics": "mixture",
+            "num_modes": mixture.num_modes if mixture else None,
+            "std": getattr(mixture, "std", None),
+        }

@@ -1,0 +1,234 @@
+"""The triangles (convex polygons) data set of Lucic et al. 2018, generated exactly as their published generator.
+
+80,000 grey 28×28 images of one triangle each (definition, quirks and cache: docs/triangles.md). The generator is
+vectorised, so the whole set builds in seconds; it is cached on disk after the first build and checked on every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ganbench.data.images import ImageDataModule
+from ganbench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+NUM_IMAGES = 80_000
+RASTER = 28  # image side, pixels
+SUBPIXELS = 8  # sub-pixel samples per pixel side: a pixel's grey level is the share of its 64 samples outside
+SCALE = RASTER * 0.75  # the unit square the vertices are drawn in, scaled to 21 px: the circle's radius is 10.5 px
+SEGMENT_DEG = 120.0  # the circle split into 3 equal segments, one vertex in each
+MIN_OFFSET_DEG = 10.0  # a vertex angle is at least min_segment_angle / 2 = 10° into its segment ...
+SPAN_DEG = 110.0  # ... and at most 110° further (segment − min_segment_angle / 2, as published)
+CACHE_VERSION = 1
+SPLITS = {"train": (0.0, 0.75), "test": (0.75, 0.875), "holdout": (0.875, 1.0)}  # 60k / 10k / 10k of 80k
+
+
+def draw_uniforms(num_images: int, seed: int) -> np.ndarray:
+    """The published generator's random numbers, (num_images, 4): three vertex offsets and the rotation, in the
+    order ``np.random.seed(seed)`` then ``rand()`` per value, rows permuted at the end as published (so seed 0 gives
+    the published set's draws)."""
+    rng = np.random.RandomState(seed)
+    uniforms = rng.rand(num_images, 4)
+    return uniforms[rng.permutation(num_images)]
+
+
+def triangle_vertices(uniforms: np.ndarray) -> np.ndarray:
+    """Vertex coordinates in pixels, (n, 3, 2), the float operations in the published order.
+
+    Coordinate 0 indexes image rows. Vertex k sits at angle k·120° + 10° + U·110° on the circle of radius 0.5 centred
+    at (0.5, 0.5); the rotation angle is ``np.radians(U·2π)`` — a value already in radians converted once more, so at
+    most 2π² / 180 ≈ 0.11 rad (6.3°), a quirk we keep; it turns the vertices by −θ about the origin, which the
+    centring then reduces to a turn about the circle's centre. Scaled by 21 and moved so the centroid is at (14, 14).
+    """
+    segments = np.arange(3) * SEGMENT_DEG + MIN_OFFSET_DEG
+    angles = (segments + uniforms[:, :3] * SPAN_DEG) * np.pi / 180.0
+    unit = (np.stack([np.cos(angles), np.sin(angles)], axis=-1) + 1.0) / 2.0
+    theta = np.radians(uniforms[:, 3] * 2 * np.pi)[:, None]
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotated = np.stack([unit[..., 0] * cos + unit[..., 1] * sin, unit[..., 0] * -sin + unit[..., 1] * cos], axis=-1)
+    vertices = rotated * SCALE
+    return vertices + (RASTER / 2.0 - vertices.mean(axis=1, keepdims=True))
+
+
+def rasterize(vertices: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Coverage counts (n, 28, 28) uint8: how many of a pixel's 64 sub-pixel samples fall inside the triangle.
+
+    The published rasteriser tests the integer points (i, j), 0 ≤ i, j < 224, of the 8×-scaled polygon and box-filters
+    with scipy's even-sized ``convolve``, so pixel (p, q) holds the samples i ∈ [8p − 3, 8p + 4], j ∈ [8q − 3, 8q + 4]
+    (samples outside the grid count as background). We get the same counts per scanline: on row i the inside samples
+    are an interval of j, bounded by the three edges.
+    """
+    counts = [_rasterize_chunk(vertices[start : start + chunk] * SUBPIXELS) for start in range(0, len(vertices), chunk)]
+    return np.concatenate(counts) if counts else np.zeros((0, RASTER, RASTER), np.uint8)
+
+
+def _rasterize_chunk(vertices: np.ndarray) -> np.ndarray:
+    rows = np.arange(-3, SUBPIXELS * RASTER - 3, dtype=np.float64)  # the 224 sample rows pixels 0..27 cover
+    a, b = vertices, np.roll(vertices, -1, axis=1)  # edge k runs from vertex k to vertex k + 1
+    d = b - a
+    orientation = np.sign(d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0])[:, None, None]
+    dx, dy = d[..., 0:1] * orientation, d[..., 1:2] * orientation  # (n, 3, 1): inside = left of every edge
+    # inside of edge k on row i: dx·(j − a_y) ≥ dy·(i − a_x), a bound on j whose side depends on the sign of dx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = a[..., 1:2] + dy * (rows - a[..., 0:1]) / dx  # (n, 3, rows)
+    parallel_outside = (dx == 0) & (dy * (rows - a[..., 0:1]) > 0)
+    lo = np.where(dx > 0, np.ceil(bound), -np.inf).max(axis=1)
+    hi = np.where(dx < 0, np.floor(bound), np.inf).min(axis=1)
+    hi = np.where(parallel_outside.any(axis=1) | (rows < 0), -np.inf, hi)  # rows above the grid are background
+    lo = np.maximum(lo, 0.0)[..., None]  # (n, rows, 1); samples left of the grid are background
+    hi = hi[..., None]
+    first = np.arange(RASTER) * SUBPIXELS - 3.0
+    per_row = np.clip(np.minimum(hi, first + SUBPIXELS - 1) - np.maximum(lo, first) + 1, 0, SUBPIXELS)
+    return per_row.reshape(len(vertices), RASTER, SUBPIXELS, RASTER).sum(axis=2).astype(np.uint8)
+
+
+def coverage_to_images(coverage: Tensor) -> Tensor:
+    """Coverage counts → grey images in [0, 1]: the triangle dark (0) on a light background (1)."""
+    return 1.0 - coverage.float() / SUBPIXELS**2
+
+
+def generate(num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:
+    """The data set as arrays: ``coverage`` (n, 28, 28) uint8 and the generator's ``uniforms`` (n, 4)."""
+    uniforms = draw_uniforms(num_images, seed)
+    return {"coverage": rasterize(triangle_vertices(uniforms)), "uniforms": uniforms}
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+def _metadata(arrays: dict[str, np.ndarray], num_images: int, seed: int) -> dict[str, object]:
+    return {
+        "version": CACHE_VERSION,
+        "num_images": num_images,
+        "seed": seed,
+        "shapes": {name: list(array.shape) for name, array in sorted(arrays.items())},
+        "sha256": _checksum(arrays),
+    }
+
+
+def _read_cache(path: Path, num_images: int, seed: int) -> dict[str, np.ndarray]:
+    """The cached arrays; raises ValueError (or the reader's own error) when the file is partial or not ours."""
+    with np.load(path, allow_pickle=False) as archive:
+        stored = json.loads(str(archive["metadata"]))
+        arrays = {name: archive[name] for name in ("coverage", "uniforms")}
+    if stored != _metadata(arrays, num_images, seed):
+        raise ValueError(f"metadata or checksum mismatch: {stored}")
+    return arrays
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray], num_images: int, seed: int) -> None:
+    """Write to a temporary file and rename it, so a reader never sees a partial cache (also across DDP ranks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    metadata = np.array(json.dumps(_metadata(arrays, num_images, seed)))
+    try:
+        with tmp.open("wb") as file:
+            np.savez_compressed(file, metadata=metadata, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_or_build(path: Path, num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:
+    """The data set from its cache at ``path``, built (and cached) when the file is missing, partial or corrupt."""
+    if path.exists():
+        try:
+            return _read_cache(path, num_images, seed)
+        except Exception as error:  # any unreadable cache is rebuilt: zip, key, JSON and checksum errors alike
+            log.warning("triangles cache %s is unusable (%s: %s); rebuilding it", path, type(error).__name__, error)
+    arrays = generate(num_images, seed)
+    try:
+        _write_cache(path, arrays, num_images, seed)
+    except OSError as error:
+        raise UserError(
+            f"cannot write the triangles cache {path}: {error}. Set data_root=<a writable folder>."
+        ) from error
+    return arrays
+
+
+class TriangleImages(Dataset):
+    """A split's images as (1, 28, 28) tensors in [−1, 1], converted from the compact coverage counts on access."""
+
+    def __init__(self, coverage: Tensor) -> None:
+        self.coverage = coverage
+
+    def __len__(self) -> int:
+        return len(self.coverage)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return coverage_to_images(self.coverage[index][None]) * 2.0 - 1.0
+
+
+class TrianglesDataModule(ImageDataModule):
+    """The triangles set with the paper's splits: first 75 % train, next 12.5 % test, last 12.5 % hold-out.
+
+    ``data_seed`` fixes the images (the same for every training seed); ``seed`` only shuffles the training batches.
+    The set is built on first use, not at construction, so composing a config costs nothing.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        name: str = "triangles",
+        data_seed: int = 0,
+        num_images: int = NUM_IMAGES,
+        image_size: int = RASTER,
+        channels: int = 1,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if (image_size, channels) != (RASTER, 1):
+            raise UserError(
+                f"triangles are 28×28 grey images: set dataset.image_size=28 dataset.channels=1 (got "
+                f"{image_size}, {channels})"
+            )
+        if num_images < 8:
+            raise UserError(f"dataset.num_images={num_images} is too small: every split needs an image (≥ 8)")
+        super().__init__(name, image_size, channels, batch_size, num_workers, seed)
+        self.root = Path(root)
+        self.data_seed = data_seed
+        self.num_images = num_images
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    @property
+    def cache_path(self) -> Path:
+        size = "" if self.num_images == NUM_IMAGES else f"-n{self.num_images}"
+        return self.root / "triangles" / f"triangles-seed{self.data_seed}{size}-v{CACHE_VERSION}.npz"
+
+    def prepare_data(self) -> None:
+        self.arrays()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All images' coverage counts and generator draws, loaded (or built) once per process."""
+        if self._arrays is None:
+            self._arrays = load_or_build(self.cache_path, self.num_images, self.data_seed)
+        return self._arrays
+
+    def split_slice(self, split: str) -> slice:
+        if split not in SPLITS:
+            raise UserError(f"the triangles set has splits {sorted(SPLITS)}, not {split!r}")
+        start, stop = SPLITS[split]
+        return slice(round(start * self.num_images), round(stop * self.num_images))
+
+    def split_dataset(self, split: str) -> Dataset:
+        return TriangleImages(torch.from_numpy(self.arrays()["coverage"][self.split_slice(split)]))
+
+    def reference_id(self, split: str) -> str:
+        size = "" if self.num_images == NUM_IMAGES else f"-n{self.num_images}"
+        return f"{super().reference_id(split)}-seed{self.data_seed}{size}"

@@ -1,0 +1,97 @@
+"""Real-image statistics of the image protocol, computed once per protocol and cached on disk.
+
+A reference file holds what FID and KID need from the real images — FID's float64 sums (Σx, Σxxᵀ, n) and the real
+features KID draws its subsets from — so that a run pays only for its generated samples. The file is keyed by a
+hash of everything that changes those numbers (see ``InceptionScorer.reference_fields``) and stores the fields
+themselves, so a stale or corrupt file is detected on load and rebuilt instead of silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ReferenceStats:
+    """FID's real states (names as in torchmetrics' ``FrechetInceptionDistance``) and KID's real features."""
+
+    real_features_sum: Tensor  # (D,) float64
+    real_features_cov_sum: Tensor  # (D, D) float64
+    real_features_num_samples: int
+    real_features: Tensor  # (N, D), the network's dtype
+
+    @classmethod
+    def from_features(cls, features: Tensor) -> ReferenceStats:
+        """The same sums FrechetInceptionDistance.update accumulates, in float64."""
+        double = features.double()
+        return cls(double.sum(dim=0), double.t().mm(double), features.shape[0], features)
+
+    def matches(self, num_samples: int, num_features: int) -> bool:
+        """Shapes and dtypes are those of ``num_samples`` real images with ``num_features``-d features."""
+        return (
+            self.real_features_num_samples == num_samples
+            and self.real_features_sum.shape == (num_features,)
+            and self.real_features_cov_sum.shape == (num_features, num_features)
+            and self.real_features.shape == (num_samples, num_features)
+            and self.real_features_sum.dtype == self.real_features_cov_sum.dtype == torch.float64
+            and bool(self.real_features_cov_sum.isfinite().all() and self.real_features.isfinite().all())
+        )
+
+
+def reference_key(fields: dict[str, Any]) -> str:
+    """Stable hash of the protocol fields that determine the real statistics."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+class ReferenceCache:
+    """One ``<name>-<key>.pt`` file per protocol under ``cache_dir``; safe for concurrent writers (atomic replace)."""
+
+    def __init__(self, cache_dir: str | Path) -> None:
+        self.cache_dir = Path(cache_dir)
+
+    def path(self, name: str, fields: dict[str, Any]) -> Path:
+        return self.cache_dir / f"{name}-{reference_key(fields)[:16]}.pt"
+
+    def load(self, path: Path, fields: dict[str, Any], num_samples: int, num_features: int) -> ReferenceStats | None:
+        """The cached statistics, or None when there are none; a file that is unreadable or does not match
+        ``fields`` and the expected shapes is reported with a warning and treated as missing (it gets rebuilt)."""
+        if not path.exists():
+            return None
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            stats = ReferenceStats(**{name: stored[name] for name in ReferenceStats.__dataclass_fields__})
+            valid = stored["format"] == FORMAT_VERSION and stored["fields"] == fields
+            valid = valid and stats.matches(num_samples, num_features)
+        except Exception as error:  # any unreadable file (truncated, not a torch file, missing keys) is rebuilt
+            warnings.warn(f"reference statistics {path} are unreadable ({error!r}); rebuilding them", stacklevel=2)
+            return None
+        if not valid:
+            warnings.warn(f"reference statistics {path} do not match this protocol; rebuilding them", stacklevel=2)
+            return None
+        return stats
+
+    def save(self, path: Path, fields: dict[str, Any], stats: ReferenceStats) -> None:
+        """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a shared data_root serves other users too
+        tensors = {name: value.cpu() if isinstance(value, Tensor) else value for name, value in vars(stats).items()}
+        try:
+            torch.save({"format": FORMAT_VERSION, "fields": fields, **tensors}, temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

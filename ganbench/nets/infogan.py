@@ -1,0 +1,89 @@
+"""The InfoGAN-style networks of Lucic et al. 2018, layer by layer as in compare_gan v1 (``abstract_gan.py``).
+
+One architecture for every loss and dataset (28×28×1, 32×32×3, 64×64×3), so that only the loss differs between runs.
+Every k4 s2 (de)convolution uses padding 1, which halves / doubles even sizes exactly like TF's "SAME" padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.init import batch_norm_or_identity, check_image_size, normal_init_
+
+SUPPORTED_SIZES = (28, 32, 64)
+# TF's batch_norm(decay=0.999, epsilon=0.001): PyTorch's momentum is 1 − decay.
+BN_MOMENTUM = 0.001
+BN_EPS = 1e-3
+LEAK = 0.2
+HIDDEN = 1024  # width of the fully connected hidden layer in G and D
+
+
+def _batch_norm(enabled: bool, features: int, dims: int) -> nn.Module:
+    return batch_norm_or_identity(enabled, features, dims, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class InfoGANGenerator(Generator):
+    """z(64) → fc 1024 → BN → LReLU → fc 128·(h/4)·(w/4) → BN → LReLU → deconv 64 → BN → LReLU → deconv c → 2σ − 1.
+
+    The paper ends in a sigmoid for data in [0, 1]; our data are in [−1, 1]. 2·sigmoid − 1 is exactly the paper's
+    output mapped by the same affine map that takes the data from [0, 1] to [−1, 1], so every layer, its init and its
+    pre-activation scale stay the paper's (tanh(x) = 2·sigmoid(2x) − 1 would double the last layer's slope).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        channels: int = 1,
+        latent_dim: int = 64,
+        latent_distribution: LatentDistribution = "uniform",
+    ) -> None:
+        super().__init__(latent_dim, latent_distribution)
+        check_image_size("infogan", image_size, SUPPORTED_SIZES)
+        base = image_size // 4
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, HIDDEN),
+            _batch_norm(True, HIDDEN, dims=1),
+            nn.LeakyReLU(LEAK),
+            nn.Linear(HIDDEN, 128 * base * base),
+            _batch_norm(True, 128 * base * base, dims=1),
+            nn.LeakyReLU(LEAK),
+            nn.Unflatten(1, (128, base, base)),
+            nn.ConvTranspose2d(128, 64, kernel_size=4, stride=2, padding=1),
+            _batch_norm(True, 64, dims=2),
+            nn.LeakyReLU(LEAK),
+            nn.ConvTranspose2d(64, channels, kernel_size=4, stride=2, padding=1),
+        )
+        normal_init_(self, truncate_conv=True)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return 2.0 * torch.sigmoid(self.net(z)) - 1.0
+
+
+class InfoGANDiscriminator(nn.Module):
+    """conv 64 → LReLU → conv 128 → [BN] → LReLU → fc 1024 → [BN] → LReLU → fc 1: one raw logit per example.
+
+    ``batch_norm`` is the paper's "BN in D" hyperparameter (on by default, off for WGAN-GP and BEGAN).
+    """
+
+    def __init__(self, image_size: int = 28, channels: int = 1, batch_norm: bool = True) -> None:
+        super().__init__()
+        check_image_size("infogan", image_size, SUPPORTED_SIZES)
+        base = image_size // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 64, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(LEAK),
+            nn.Conv2d(64, 128, kernel_size=4, stride=2, padding=1),
+            _batch_norm(batch_norm, 128, dims=2),
+            nn.LeakyReLU(LEAK),
+            nn.Flatten(),
+            nn.Linear(128 * base * base, HIDDEN),
+            _batch_norm(batch_norm, HIDDEN, dims=1),
+            nn.LeakyReLU(LEAK),
+            nn.Linear(HIDDEN, 1),
+        )
+        normal_init_(self, truncate_conv=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(1)

@@ -1,0 +1,368 @@
+"""The image protocol (docs/evaluation.md): FID/IS/KID from one feature network, the real-statistics cache, offline
+Inception weights and DDP. Most tests use a tiny feature network; the real Inception code path runs on a few
+images with random weights (the 2048-d FID eigen-decomposition alone takes 15–70 s on 2 busy CPU cores, so the FID
+arithmetic is checked on the tiny network's features)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import time
+import urllib.error
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from ganbench.errors import UserError
+from ganbench.evaluation import Evaluation
+from ganbench.metrics.inception import (
+    INCEPTION_WEIGHTS_FILE,
+    PYTORCH_FID_WEIGHTS_FILE,
+    InceptionScorer,
+    InceptionV3Features,
+    to_network_input,
+)
+from ganbench.metrics.reference import reference_key
+from tests.inception_fixtures import RandomImages, TinyFeatures, write_random_inception_weights
+from tests.test_image_datasets import write_mnist_like
+
+CPU = torch.device("cpu")
+NUM_REAL = 32
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_inception_weights(tmp_path_factory.mktemp("inception") / INCEPTION_WEIGHTS_FILE)
+
+
+def make_scorer(cache_dir: Path, **settings: Any) -> InceptionScorer:
+    """A scorer on the tiny network, sized for a 48-image test split."""
+    defaults: dict[str, Any] = {
+        "num_real": NUM_REAL,
+        "real_batch_size": 8,
+        "cache_dir": cache_dir,
+        "kid_subsets": 5,
+        "kid_subset_size": 12,
+        "is_splits": 2,
+    }
+    if "weights_path" not in settings:
+        defaults["feature_network"] = TinyFeatures()
+    return InceptionScorer(**(defaults | settings))
+
+
+def fake_images(count: int = 24, seed: int = 1) -> Tensor:
+    """Brighter than the real uniform images, and partly outside [−1, 1] (clamped by the scorer)."""
+    return torch.rand(count, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 1.6 - 0.4
+
+
+def evaluate(scorer: InceptionScorer, fake: Tensor, chunk: int = 10) -> dict[str, float]:
+    scorer.reset()
+    for part in fake.split(chunk):
+        scorer.update(part)
+    return scorer.compute(nn.Identity())
+
+
+def independent_uint8(images: Tensor) -> Tensor:
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).repeat(1, 3, 1, 1)
+
+
+def independent_fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """Textbook float64 FID: ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½)."""
+    mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2 - 2 * root))
+
+
+def test_network_input_clamps_rounds_and_tiles_grey() -> None:
+    images = torch.tensor([-2.0, -1.0, 0.0, 254 / 127.5 - 1, 3.0]).view(1, 1, 1, 5)
+    pixels = to_network_input(images)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (1, 3, 1, 5)
+    assert pixels[0, :, 0].tolist() == [[0, 0, 128, 254, 255]] * 3
+    with pytest.raises(UserError, match="1- or 3-channel"):
+        to_network_input(torch.zeros(1, 2, 4, 4))
+
+
+def test_fid_matches_an_independent_float64_computation(tmp_path: Path) -> None:
+    datamodule, fake = RandomImages(), fake_images()
+    scorer = make_scorer(tmp_path)
+    scorer.setup(datamodule, CPU)
+    result = evaluate(scorer, fake)
+
+    network = TinyFeatures()
+    with torch.no_grad():
+        real = torch.stack([datamodule.eval_dataset("test")[i] for i in range(NUM_REAL)])
+        real_features = network(independent_uint8(real)).pool.double().numpy()
+        fake_features = network(independent_uint8(fake)).pool.double().numpy()
+    expected = independent_fid(real_features, fake_features)
+    assert result["fid"] == pytest.approx(expected, rel=1e-4)
+    assert set(result) == {"fid", "is", "is_std", "kid", "kid_std"} and all(np.isfinite(list(result.values())))
+    assert evaluate(scorer, fake, chunk=7) == result  # chunking and repeated evaluations do not change the scores
+
+
+def test_non_finite_samples_give_nan_scores(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path)
+    scorer.setup(RandomImages(), CPU)
+    fake = fake_images()
+    fake[3, 0, 0, 0] = float("nan")
+    assert all(np.isnan(list(evaluate(scorer, fake).values())))
+
+
+def test_cache_is_written_once_then_hit_without_a_real_image_pass(tmp_path: Path) -> None:
+    datamodule, fake = RandomImages(), fake_images()
+    first = make_scorer(tmp_path)
+    first.setup(datamodule, CPU)
+    assert first.cache_hit is False and first.real_feature_passes == NUM_REAL // 8
+    assert first.reference_path is not None and first.reference_path.is_file()
+
+    second = make_scorer(tmp_path)
+    second.setup(datamodule, CPU)
+    assert second.cache_hit is True and second.real_feature_passes == 0 and second.network.calls == 0
+    assert second.reference_path == first.reference_path
+    assert evaluate(second, fake) == evaluate(first, fake)
+    assert list(tmp_path.iterdir()) == [first.reference_path]  # no temporary files left behind
+
+
+@pytest.mark.parametrize(
+    ("datamodule", "settings"),
+    [
+        (RandomImages(), {"split": "train"}),
+        (RandomImages(), {"num_real": 24}),
+        (RandomImages(), {"feature_network": TinyFeatures(seed=1)}),
+        (RandomImages(image_size=16), {}),
+    ],
+    ids=["split", "num_real", "feature_network", "resolution"],
+)
+def test_cache_is_invalidated_when_the_protocol_changes(
+    tmp_path: Path, datamodule: RandomImages, settings: dict[str, Any]
+) -> None:
+    make_scorer(tmp_path).setup(RandomImages(), CPU)
+    changed = make_scorer(tmp_path, **settings)
+    changed.setup(datamodule, CPU)
+    assert changed.cache_hit is False and changed.real_feature_passes > 0
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_antialias_is_part_of_the_cache_key_and_the_record(tmp_path: Path, inception_weights: Path) -> None:
+    datamodule = RandomImages()
+    keys = set()
+    for antialias in (False, True):
+        scorer = make_scorer(tmp_path, weights_path=inception_weights, antialias=antialias)
+        keys.add(reference_key(scorer.reference_fields(datamodule)))
+    assert len(keys) == 2
+    assert scorer.network_id is not None and scorer.network_id["antialias"] is True
+    assert scorer.network_id["weights_file"] == INCEPTION_WEIGHTS_FILE
+    assert len(scorer.network_id["weights_sha256"]) == 64  # other weights, other key (tested with TinyFeatures)
+
+
+def _corrupt(path: Path, how: str) -> None:
+    if how == "garbage":
+        path.write_bytes(b"not a torch file")
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        stored = torch.load(path, weights_only=True)
+        if how == "wrong shape":
+            stored["real_features"] = stored["real_features"][:, :3]
+        else:
+            stored["fields"]["num_real"] += 1  # another protocol's statistics under this name
+        torch.save(stored, path)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "wrong shape", "other fields"])
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, how: str) -> None:
+    datamodule, fake = RandomImages(), fake_images()
+    first = make_scorer(tmp_path)
+    first.setup(datamodule, CPU)
+    expected = evaluate(first, fake)
+    _corrupt(first.reference_path, how)
+
+    rebuilt = make_scorer(tmp_path)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        rebuilt.setup(datamodule, CPU)
+    assert rebuilt.cache_hit is False and rebuilt.real_feature_passes > 0
+    assert evaluate(rebuilt, fake) == expected
+    third = make_scorer(tmp_path)
+    third.setup(datamodule, CPU)
+    assert third.cache_hit is True
+
+
+def test_too_few_real_images_is_a_user_error(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path, num_real=40)
+    with pytest.raises(UserError, match=r"has 32 images.*num_real=40"):
+        scorer.setup(RandomImages(sizes={"test": 32}), CPU)
+
+
+def test_inception_path_runs_offline_from_a_local_weights_file(tmp_path: Path, inception_weights: Path) -> None:
+    """The real code path: torchmetrics' Inception loaded from weights_path, one forward for features and logits."""
+    datamodule = RandomImages(image_size=28, sizes={"test": 4})
+    scorer = make_scorer(tmp_path, weights_path=inception_weights, metrics=["is", "kid"], num_real=4, kid_subset_size=3)
+    scorer.setup(datamodule, CPU)
+    fake = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    result = evaluate(scorer, fake)
+    assert set(result) == {"is", "is_std", "kid", "kid_std"} and all(np.isfinite(list(result.values())))
+    assert result["is"] > 1.0  # Kaiming-initialised random weights give non-degenerate class probabilities
+
+    real = torch.stack([datamodule.eval_dataset("test")[i] for i in range(4)])
+    torch_fidelity = fidelity_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], inception_weights)
+    with torch.no_grad():
+        (expected,) = torch_fidelity(independent_uint8(real))
+    cached = torch.load(scorer.reference_path, weights_only=True)
+    torch.testing.assert_close(cached["real_features"], expected, rtol=1e-4, atol=1e-4)
+    assert scorer.describe()["feature_network"]["resize"] == "bilinear, TF1-compatible"
+
+
+@pytest.mark.parametrize("how", ["missing", "garbage"])
+def test_unloadable_weights_file_is_a_user_error_with_the_fix(tmp_path: Path, how: str) -> None:
+    path = tmp_path / INCEPTION_WEIGHTS_FILE
+    if how == "garbage":
+        path.write_bytes(b"not a state dict")
+    scorer = InceptionScorer(weights_path=path, cache_dir=tmp_path)  # instantiating needs no weights
+    with pytest.raises(UserError) as error:
+        scorer.setup(RandomImages(), CPU)
+    message = str(error.value)
+    for needed in (str(path), INCEPTION_WEIGHTS_FILE, PYTORCH_FID_WEIGHTS_FILE, "$TORCH_HOME/hub/checkpoints"):
+        assert needed in message
+    assert "eval.scorers.inception.weights_path=" in message
+
+
+def test_no_weights_and_no_network_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(fidelity_inception, "load_state_dict_from_url", offline)
+    with pytest.raises(UserError, match="weights_path=") as error:
+        InceptionV3Features()
+    assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / INCEPTION_WEIGHTS_FILE) in str(error.value)
+
+
+def test_bad_settings_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="choose one or more of"):
+        make_scorer(tmp_path, metrics=["fid", "precision"])
+    with pytest.raises(UserError, match="kid_subset_size"):
+        make_scorer(tmp_path, kid_subset_size=NUM_REAL + 1)
+    with pytest.raises(UserError, match="applies to the default Inception"):
+        InceptionScorer(weights_path="w.pth", feature_network=TinyFeatures())
+
+
+def test_config_composes_and_keeps_weights_out_of_checkpoints(make_config, tmp_path: Path) -> None:
+    cfg = make_config(
+        "eval=inception",
+        f"data_root={tmp_path}",
+        "eval.scorers.inception.feature_network={_target_: tests.inception_fixtures.TinyFeatures}",
+    )
+    evaluation: Evaluation = instantiate(cfg.eval)
+    scorer = evaluation.scorers["inception"]
+    assert isinstance(scorer, InceptionScorer) and isinstance(scorer.network, TinyFeatures)
+    assert scorer.cache.cache_dir == tmp_path / "reference_stats"
+    assert (evaluation.primary, evaluation.higher_is_better, evaluation.num_samples) == ("fid", False, 10000)
+    assert scorer.split == "test" and scorer.num_real == 10000 and scorer.antialias is False
+    # The scorer lives in the callback, whose checkpoint state holds no tensors; it is no nn.Module that a
+    # LightningModule could adopt as a submodule.
+    assert not _holds_tensors(evaluation.state_dict()) and not isinstance(scorer, nn.Module)
+
+
+def _holds_tensors(state: Any) -> bool:
+    if isinstance(state, dict):
+        return any(_holds_tensors(value) for value in state.values())
+    if isinstance(state, list | tuple):
+        return any(_holds_tensors(value) for value in state)
+    return isinstance(state, Tensor | nn.Module)
+
+
+def _load_script(name: str) -> Any:
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_precompute_script_fills_the_cache_from_real_mnist_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real MNIST loader on IDX files with 4 test images; the second call finds what the first wrote."""
+    write_mnist_like(tmp_path, "MNIST")
+    script = _load_script("precompute_reference")
+    overrides = [
+        "dataset=mnist",
+        f"data_root={tmp_path}",
+        "eval.scorers.inception.num_real=4",
+        "eval.scorers.inception.kid_subset_size=2",
+        "eval.scorers.inception.feature_network={_target_: tests.inception_fixtures.TinyFeatures}",
+    ]
+    assert script.main(overrides) == 0
+    assert script.main(overrides) == 0
+    wrote, found = capsys.readouterr().out.splitlines()
+    cache = tmp_path / "reference_stats"
+    (path,) = cache.glob("mnist-test-28px-1ch-*.pt")
+    assert wrote == f"inception: wrote {path} (mnist-test-28px-1ch, 4 images)"
+    assert found == wrote.replace("wrote", "found")
+
+    assert script.main([*overrides, "eval.scorers.inception.num_real=5"]) == 2
+    assert "fewer than eval.scorers.inception.num_real=5" in capsys.readouterr().err
+
+
+# --- DDP: 2 gloo processes must give the 1-process FID -------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out_dir: Path, fake: Tensor) -> None:
+    """One rank: cold cache (rank 0 builds it), uneven chunk counts per rank, two evaluations."""
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
+    )
+    try:
+        scorer = make_scorer(out_dir / "cache")
+        scorer.setup(RandomImages(), CPU)
+        mine = fake[rank::world_size]
+        rounds = [evaluate(scorer, mine, chunk=4 if rank == 0 else 8) for _ in range(2)]
+        (out_dir / f"rank{rank}.json").write_text(json.dumps(rounds))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(world_size: int, out_dir: Path, fake: Tensor, timeout: float = 180) -> list[list[dict[str, float]]]:
+    context = mp.spawn(_ddp_worker, args=(world_size, _free_port(), out_dir, fake), nprocs=world_size, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"DDP workers did not finish within {timeout} s")
+    return [json.loads((out_dir / f"rank{rank}.json").read_text()) for rank in range(world_size)]
+
+
+def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
+    fake = fake_images(30)
+    single = make_scorer(tmp_path / "single")
+    single.setup(RandomImages(), CPU)
+    expected = evaluate(single, fake)
+
+    ranks = _spawn(2, tmp_path, fake)
+    for rounds in ranks:
+        for result in rounds:
+            assert result["fid"] == pytest.approx(expected["fid"], rel=1e-6)  # real statistics counted once
+            assert all(np.isfinite(list(result.values())))
+    assert ranks[0] == ranks[1]  # every rank computes the same synced scores (KID/IS: same seeded subsets)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # built by rank 0 only

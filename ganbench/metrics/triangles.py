@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchmetrics.aggregation import CatMetric
 
+from ganbench.data.images import ImageDataModule
 from ganbench.data.triangles import MIN_OFFSET_DEG, RASTER, SCALE, SEGMENT_DEG, SPAN_DEG
 from ganbench.nets.base import Generator
 
@@ -276,10 +277,26 @@ class TriangleScorer:
         self.real_distances = CatMetric(nan_strategy="disable")
         self.manifold: TriangleManifold | None = None
         self.real: Tensor | None = None
+        self.reference_id: str | None = None
         self.quota = num_fake
         self.seen = 0
 
-    def setup(self, datamodule: pl.LightningDataModule, device: torch.device) -> None:
+    def describe(self) -> dict[str, Any]:
+        """The protocol as run, for the run record (the real images are named after ``setup``)."""
+        return {
+            "metrics": ["precision", "recall", "f1", "manifold_distance", "inversion_distance"],
+            "distance": "L2 over 28x28 pixels in [0, 1]",
+            "delta": self.delta,
+            "num_fake": self.num_fake,
+            "num_real": self.num_real,
+            "real_split": self.real_split,
+            "reference": self.reference_id,
+            "manifold_fit": {"method": "Levenberg-Marquardt on the data generator's draws", **self.fit},
+            "inversion": {"method": "Adam on z, projected onto the latent's box", **self.invert},
+        }
+
+    def setup(self, datamodule: ImageDataModule, device: torch.device) -> None:
+        self.reference_id = datamodule.reference_id(self.real_split)
         rank, world_size = _rank_and_world_size()
         self.real = stack_images(datamodule.eval_dataset(self.real_split), self.num_real)[rank::world_size].to(device)
         self.quota = math.ceil(self.num_fake / world_size)
@@ -299,13 +316,15 @@ class TriangleScorer:
         self.seen += len(fake)
         images = ((fake.detach().float().flatten(0, 1) + 1.0) / 2.0).clamp(0.0, 1.0)
         finite = images.flatten(1).isfinite().all(dim=1)  # a diverged generator's NaN samples are never precise
-        distance = self.manifold.distance(images.nan_to_num(1.0))
+        with torch.autocast(images.device.type, enabled=False):  # the fit's normal equations need float32
+            distance = self.manifold.distance(images.nan_to_num(1.0))
         self.fake_distances.update(torch.where(finite, distance, torch.full_like(distance, math.inf)))
 
     def compute(self, generator: nn.Module) -> dict[str, float]:
         if self.real is None:
             raise RuntimeError("TriangleScorer.setup(datamodule, device) must run before compute()")
-        self.real_distances.update(generator_distance(generator, self.real, **self.invert))
+        with torch.autocast(self.real.device.type, enabled=False):
+            self.real_distances.update(generator_distance(generator, self.real, **self.invert))
         fake_distances = torch.as_tensor(self.fake_distances.compute())
         real_distances = torch.as_tensor(self.real_distances.compute())
         precision, recall = _share_below(fake_distances, self.delta), _share_below(real_distances, self.delta)

@@ -21,6 +21,9 @@ def scatter_over_modes(ax: Axes, samples: np.ndarray, means: np.ndarray, title: 
     ax.set_ylim(-half_width, half_width)
     ax.set_aspect("equal")
     ax.set_title(title)
+    hidden = len(samples) - int((np.abs(finite) <= half_width).all(axis=1).sum())
+    if hidden:  # a generator that wandered off must not look like an empty plot
+        ax.text(0.02, 0.02, f"{hidden} of {len(samples)} samples outside the view", transform=ax.transAxes, fontsize=8)
 
 
 class ModeScatter:

@@ -17,7 +17,7 @@ from ganbench.data.mixtures import MixtureDataModule, ring
 from ganbench.losses import GANLoss, NonSaturating
 from ganbench.module import GANModule
 from ganbench.nets.mlp import MLPDiscriminator, MLPGenerator
-from ganbench.train import train
+from ganbench.train import build_module, train
 from tests.conftest import BIN_DIR, FAST
 from tests.test_config import LOSSES
 
@@ -101,3 +101,15 @@ def test_ema_generator_follows_the_formula() -> None:
     for name, value in expected.items():
         torch.testing.assert_close(ema[name], value, rtol=1e-6, atol=1e-7)
     assert not torch.equal(ema["net.0.weight"], module.generator.state_dict()["net.0.weight"])
+
+
+@pytest.mark.parametrize("loss", ["ns", "wgan_gp"])
+def test_compiled_networks_train(make_config, tmp_path: Path, loss: str) -> None:
+    """torch.compile of G and D (NS), and of G only next to WGAN-GP's double backward, which compile cannot trace."""
+    cfg = make_config(f"loss={loss}", "training.compile=true", *FAST)
+    module = build_module(cfg)
+    module.configure_model()
+    assert module.generator._compiled_call_impl is not None
+    assert (module.discriminator._compiled_call_impl is not None) == (loss == "ns")
+    record = train(cfg, tmp_path)
+    assert record.status == "completed" and record.g_steps == 20

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
+
+from ganbench.atomic import atomic_path
 
 SUMMARY_FILE = "summary.json"
 Status = Literal["completed", "diverged", "failed"]
@@ -66,11 +67,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json_atomic(data: Any, path: Path) -> None:
-    """Strict JSON written to a temporary file and renamed: a kill never leaves a half-written file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (NaN as null), written atomically."""
+    text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
 
 
 def write_record(record: RunRecord, run_dir: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganbench.atomic import atomic_path
 from ganbench.data.images import ImageDataModule
 from ganbench.errors import UserError
 
@@ -132,16 +132,10 @@ def _read_cache(path: Path, num_images: int, seed: int) -> dict[str, np.ndarray]
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray], num_images: int, seed: int) -> None:
-    """Write to a temporary file and rename it, so a reader never sees a partial cache (also across DDP ranks)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """Atomically, so a reader never sees a partial cache (also across DDP ranks)."""
     metadata = np.array(json.dumps(_metadata(arrays, num_images, seed)))
-    try:
-        with tmp.open("wb") as file:
-            np.savez_compressed(file, metadata=metadata, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, temporary.open("wb") as file:
+        np.savez_compressed(file, metadata=metadata, **arrays)
 
 
 def load_or_build(path: Path, num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:

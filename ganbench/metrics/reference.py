@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from ganbench.atomic import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -83,15 +83,7 @@ class ReferenceCache:
         return stats
 
     def save(self, path: Path, fields: dict[str, Any], stats: ReferenceStats) -> None:
-        """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a shared data_root serves other users too
+        """Atomically: readers (other runs sharing data_root) never see a partial file."""
         tensors = {name: value.cpu() if isinstance(value, Tensor) else value for name, value in vars(stats).items()}
-        try:
+        with atomic_path(path) as temporary:
             torch.save({"format": FORMAT_VERSION, "fields": fields, **tensors}, temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise

@@ -27,7 +27,7 @@ from ganbench.errors import find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
-from ganbench.record import RunRecord, write_record
+from ganbench.record import SUMMARY_FILE, RunRecord, write_record
 from ganbench.validate import ConfigError, validate
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -75,12 +75,22 @@ def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
             logger.experiment.finish(exit_code=0 if record.status != "failed" else 1)
 
 
+def _earlier_wall_time(run_dir: Path) -> float:
+    """Wall time already spent in this run directory by earlier invocations (0 for a new run)."""
+    summary = run_dir / SUMMARY_FILE
+    if not (run_dir / LAST_CHECKPOINT).exists() or not summary.exists():
+        return 0.0
+    return float(json.loads(summary.read_text()).get("wall_time_s") or 0.0)
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> RunRecord:
     """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'.
 
     A run directory that already holds ``checkpoints/last.ckpt`` (a preempted or killed run launched again into the
-    same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history."""
+    same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history. The record's
+    wall time then adds up the invocations that wrote a record (time after the last record of a killed one is lost)."""
     record = _new_record(cfg, "failed", overrides or [])
+    earlier_wall_time = _earlier_wall_time(run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers: list[Logger] = []
@@ -124,7 +134,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         (run_dir / ERROR_FILE).write_text(traceback.format_exc())
         raise
     finally:
-        record.wall_time_s = round(time.perf_counter() - started, 3)
+        record.wall_time_s = round(earlier_wall_time + time.perf_counter() - started, 3)
         write_record(record, run_dir)
         _publish_to_wandb(loggers, record)
     return record

@@ -76,3 +76,13 @@ def test_file_loggers_write_their_logs(make_config, tmp_path: Path, logger: str,
         header = log_file.read_text().splitlines()[0].split(",")
         expected = {"train/d_loss", "train/g_loss", "train/penalty", "train/d_real", "train/d_fake"}
         assert expected | {"train/d_grad_norm", "train/g_grad_norm", "val/modes", "val/high_quality"} <= set(header)
+
+
+def test_launching_again_resumes_and_adds_up_wall_time(make_config, tmp_path: Path) -> None:
+    first = train(make_config(*FAST), tmp_path)
+    second = train(make_config(*FAST, "training.g_steps=30"), tmp_path)
+    assert (first.g_steps, second.g_steps) == (20, 30)
+    assert [entry["g_step"] for entry in second.history] == [10, 20, 30], "the history survives the resume"
+    assert second.wall_time_s > first.wall_time_s
+    again = train(make_config(*FAST, "training.g_steps=30"), tmp_path)
+    assert again.g_steps == 30 and again.history == second.history, "a finished run takes no further step"

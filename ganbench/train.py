@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning.pytorch as pl
@@ -23,7 +24,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.checkpointing import PeriodicCheckpoint
-from ganbench.errors import find_user_error
+from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
@@ -32,6 +33,7 @@ from ganbench.validate import ConfigError, validate
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 ERROR_FILE = "error.log"
+RESOLVED_CONFIG = "config.yaml"
 PROGRESS_FILE = "progress.json"  # written by rank 0 during training (see Evaluation); the record is built from it
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
@@ -75,6 +77,30 @@ def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
             logger.experiment.finish(exit_code=0 if record.status != "failed" else 1)
 
 
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}.{key}".lstrip(".")).items()}
+
+
+def _check_same_run(cfg: DictConfig, run_dir: Path) -> None:
+    """Resuming is only for the same run: a directory holding another run's checkpoint (other loss, data, seed...)
+    is refused before anything in it is touched. Only the budget may grow."""
+    saved = run_dir / RESOLVED_CONFIG
+    if not (run_dir / LAST_CHECKPOINT).exists() or not saved.exists():
+        return
+    before = _flatten(OmegaConf.to_container(OmegaConf.load(saved)))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k) and k != "training.g_steps")
+    if changed:
+        raise UserError(
+            f"{run_dir} holds a checkpoint of a different run (differs in {', '.join(changed)}); resuming it would mix "
+            f"two runs. Use a new directory (a new hydra.run.dir or hydra.sweep.dir) or delete "
+            f"{run_dir / LAST_CHECKPOINT} to start that run afresh"
+        )
+
+
 def _earlier_wall_time(run_dir: Path) -> float:
     """Wall time already spent in this run directory by earlier invocations (0 for a new run)."""
     summary = run_dir / SUMMARY_FILE
@@ -89,9 +115,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
     A run directory that already holds ``checkpoints/last.ckpt`` (a preempted or killed run launched again into the
     same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history. The record's
     wall time then adds up the invocations that wrote a record (time after the last record of a killed one is lost)."""
+    _check_same_run(cfg, run_dir)
     record = _new_record(cfg, "failed", overrides or [])
     earlier_wall_time = _earlier_wall_time(run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    OmegaConf.save(cfg, run_dir / RESOLVED_CONFIG, resolve=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers: list[Logger] = []
     started = time.perf_counter()
@@ -169,16 +196,17 @@ def main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
     except ConfigError as error:
-        record = _new_record(cfg, "failed", overrides)
-        record.error = str(error)
-        write_record(record, run_dir)
+        if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
+            record = _new_record(cfg, "failed", overrides)
+            record.error = str(error)
+            write_record(record, run_dir)
         _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
         return None
     try:
         record = train(cfg, run_dir, overrides)
     except Exception as error:
         if (user_error := find_user_error(error)) is not None:
-            _report_failure(f"ganbench: {user_error}\n  record: {run_dir / 'summary.json'}", 2, in_multirun)
+            _report_failure(f"ganbench: {user_error}", 2, in_multirun)
         else:
             message = f"ganbench: run failed: {type(error).__name__}: {error}"
             where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}"

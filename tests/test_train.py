@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import wandb
 
+from ganbench.errors import UserError
 from ganbench.train import train
 from tests.conftest import FAST
 from tests.test_config import LOSSES
@@ -86,3 +87,11 @@ def test_launching_again_resumes_and_adds_up_wall_time(make_config, tmp_path: Pa
     assert second.wall_time_s > first.wall_time_s
     again = train(make_config(*FAST, "training.g_steps=30"), tmp_path)
     assert again.g_steps == 30 and again.history == second.history, "a finished run takes no further step"
+
+
+def test_a_different_run_never_resumes_another_runs_checkpoint(make_config, tmp_path: Path) -> None:
+    train(make_config(*FAST), tmp_path)
+    before = (tmp_path / "summary.json").read_text()
+    with pytest.raises(UserError, match=r"different run \(differs in loss.name"):
+        train(make_config("loss=lsgan", *FAST), tmp_path)
+    assert (tmp_path / "summary.json").read_text() == before, "the existing run's record is untouched"

@@ -62,6 +62,7 @@ class Evaluation(pl.Callback):
         primary: str,
         higher_is_better: bool,
         plot: SamplePlot,
+        worst_score: float,
         tie_breakers: Sequence[str] = (),
         num_samples: int = 2500,
         batch_size: int = 500,
@@ -74,6 +75,7 @@ class Evaluation(pl.Callback):
         self.scorers = dict(scorers)
         self.primary = primary
         self.higher_is_better = higher_is_better
+        self.worst_score = worst_score  # a diverged or failed run's score in a search (see ganbench.record)
         self.tie_breakers = tuple(tie_breakers)
         self.plot = plot
         self.num_samples = num_samples
@@ -127,6 +129,7 @@ class Evaluation(pl.Callback):
             "every_n_g_steps": self.every_n_g_steps,
             "primary": self.primary,
             "higher_is_better": self.higher_is_better,
+            "worst_score": self.worst_score,
             "tie_breakers": list(self.tie_breakers),
             "scorers": {name: scorer.describe() for name, scorer in self.scorers.items()},
         }

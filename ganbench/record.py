@@ -38,6 +38,10 @@ class RunRecord:
     dataset: str
     model: str
     seed: int
+    study: str | None = None
+    phase: str | None = None
+    trial: int | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
     primary_metric: str | None = None
     higher_is_better: bool = True
     g_steps: int = 0
@@ -46,6 +50,7 @@ class RunRecord:
     wall_time_s: float = 0.0
     final: dict[str, float] | None = None
     best: dict[str, float] | None = None
+    objective: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     protocol: dict[str, Any] | None = None
     sample_image: str | None = None
@@ -53,6 +58,15 @@ class RunRecord:
     error: str | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def search_objective(record: RunRecord, worst_score: float) -> float:
+    """The run's score for a search: its best primary metric, or the protocol's worst score when the run diverged,
+    failed or produced no finite score (Lucic et al. scored NaN runs FID 31337)."""
+    if record.status != "completed" or record.best is None or record.primary_metric is None:
+        return float(worst_score)
+    value = record.best.get(record.primary_metric)
+    return float(value) if value is not None and math.isfinite(value) else float(worst_score)
 
 
 def _json_safe(value: Any) -> Any:

@@ -28,8 +28,12 @@ from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
-from ganbench.record import SUMMARY_FILE, RunRecord, write_record
+from ganbench.record import SUMMARY_FILE, RunRecord, search_objective, write_record
+from ganbench.resolvers import register as register_resolvers
+from ganbench.search import recorded_hyperparameters
 from ganbench.validate import ConfigError, validate
+
+register_resolvers()
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 ERROR_FILE = "error.log"
@@ -61,6 +65,10 @@ def _new_record(cfg: DictConfig, status: str, overrides: list[str]) -> RunRecord
         dataset=cfg.dataset.name,
         model=cfg.model.name,
         seed=cfg.seed,
+        study=cfg.study.name,
+        phase=cfg.study.phase,
+        trial=cfg.study.trial,
+        hyperparameters=recorded_hyperparameters(cfg),
         g_step_budget=cfg.training.g_steps,
         overrides=overrides,
     )
@@ -84,15 +92,31 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}.{key}".lstrip(".")).items()}
 
 
+def _changed_keys(cfg: DictConfig, run_dir: Path) -> list[str]:
+    """Config keys whose value differs from the run launched earlier in ``run_dir``."""
+    before = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG)))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+
+
+def _finished_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The record of this very run when an earlier launch finished it (completed or diverged, same config), so that
+    launching an interrupted sweep again skips it; None when the run is new, unfinished, failed or changed."""
+    summary = run_dir / SUMMARY_FILE
+    if not summary.exists() or not (run_dir / RESOLVED_CONFIG).exists():
+        return None
+    record = json.loads(summary.read_text())
+    if record["status"] not in ("completed", "diverged") or _changed_keys(cfg, run_dir):
+        return None
+    return record
+
+
 def _check_same_run(cfg: DictConfig, run_dir: Path) -> None:
     """Resuming is only for the same run: a directory holding another run's checkpoint (other loss, data, seed...)
     is refused before anything in it is touched. Only the budget may grow."""
-    saved = run_dir / RESOLVED_CONFIG
-    if not (run_dir / LAST_CHECKPOINT).exists() or not saved.exists():
+    if not (run_dir / LAST_CHECKPOINT).exists() or not (run_dir / RESOLVED_CONFIG).exists():
         return
-    before = _flatten(OmegaConf.to_container(OmegaConf.load(saved)))
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k) and k != "training.g_steps")
+    changed = [key for key in _changed_keys(cfg, run_dir) if key != "training.g_steps"]
     if changed:
         raise UserError(
             f"{run_dir} holds a checkpoint of a different run (differs in {', '.join(changed)}); resuming it would mix "
@@ -155,7 +179,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         record.protocol = progress["protocol"]
         record.final = record.history[-1] if record.history else None
         record.best = evaluation.best(record.history)
+        record.objective = search_objective(record, evaluation.worst_score)
     except BaseException as error:
+        record.objective = float(cfg.eval.worst_score)
         user_error = find_user_error(error)
         record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
         (run_dir / ERROR_FILE).write_text(traceback.format_exc())
@@ -187,21 +213,26 @@ def _describe(record: RunRecord) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    """Hydra task: returns the best primary metric (for sweepers); never lets one job take a multirun down."""
+def main(cfg: DictConfig) -> float:
+    """Hydra task: returns the run's search objective (``search_objective``: the protocol's worst score for a failed
+    or diverged run, so a sweeper always gets a number); never lets one job take a multirun down."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
+    worst_score = float(cfg.eval.worst_score)
     try:
         validate(cfg)
     except ConfigError as error:
         if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
             record = _new_record(cfg, "failed", overrides)
-            record.error = str(error)
+            record.error, record.objective = str(error), worst_score
             write_record(record, run_dir)
         _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
-        return None
+        return worst_score
+    if (finished := _finished_record(cfg, run_dir)) is not None:
+        print(f"{run_dir}: finished earlier ({finished['status']}), not trained again")
+        return float(finished["objective"])
     try:
         record = train(cfg, run_dir, overrides)
     except Exception as error:
@@ -211,9 +242,9 @@ def main(cfg: DictConfig) -> float | None:
             message = f"ganbench: run failed: {type(error).__name__}: {error}"
             where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}"
             _report_failure(f"{message}\n{where}", 1, in_multirun)
-        return None
+        return worst_score
     print(_describe(record))
-    return None if record.best is None else record.best[record.primary_metric]
+    return float(record.objective)
 
 
 if __name__ == "__main__":

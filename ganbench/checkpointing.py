@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Timer
 
 from ganbench.module import GANModule
 
@@ -30,3 +32,11 @@ class PeriodicCheckpoint(pl.Callback):
         trainer.save_checkpoint(partial)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
             os.replace(partial, self.path)
+
+
+class LaunchTimeLimit(Timer):
+    """Lightning's Timer, counted per launch rather than over the run's life: a run stopped at the limit (a SLURM job's
+    time, less a margin) resumes with the full allowance when launched again, instead of stopping at once."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Ignore the time spent by earlier launches."""

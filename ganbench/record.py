@@ -14,7 +14,7 @@ from typing import Any, Literal
 from ganbench.atomic import atomic_path
 
 SUMMARY_FILE = "summary.json"
-Status = Literal["completed", "diverged", "failed"]
+Status = Literal["completed", "diverged", "timed_out", "failed"]
 _VERSIONED_PACKAGES = ("ganbench", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "wandb")
 
 

@@ -16,10 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial
 
 from ganbench.errors import UserError
+
+
+class SearchError(UserError, CompactHydraException):
+    """A bad search definition, found while the sweeper draws trials: Hydra prints the message alone."""
+
 
 LOSS_KEY = "loss"
 TRIAL_KEY = "study.trial"
@@ -49,7 +56,7 @@ def _suggest(trial: Trial, key: str, spec: Any) -> Any:
     if kind in ("float", "int") and "low" in spec and "high" in spec:
         suggest = trial.suggest_float if kind == "float" else trial.suggest_int
         return suggest(key, spec["low"], spec["high"], log=bool(spec.get("log", False)))
-    raise UserError(
+    raise SearchError(
         f"search space entry {key}={spec} is invalid; use a constant, {{type: categorical, choices: [...]}} or "
         "{type: float|int, low: ..., high: ..., log: true|false}"
     )
@@ -63,10 +70,14 @@ def _fix(trial: Trial, **values: Any) -> None:
 def suggest_trial(cfg: DictConfig, trial: Trial) -> None:
     """hydra-optuna-sweeper's ``custom_search_space`` hook: choose this trial's loss and draw its hyperparameters."""
     losses = list(cfg.search.losses)
-    if not losses:
-        raise UserError("search.losses is empty; list the losses of the study, e.g. search.losses=[ns,wgan_gp]")
+    known = GlobalHydra.instance().config_loader().get_group_options("loss")
+    if not losses or set(losses) - set(known):
+        raise SearchError(
+            f"search.losses={losses} must name losses of conf/loss/ ({', '.join(known)}), "
+            "e.g. search.losses=[ns,wgan_gp]"
+        )
     if LOSS_KEY in trial.user_attrs:
-        raise UserError(
+        raise SearchError(
             f"a search deals its trials to the losses in search.losses ({','.join(losses)}); "
             "choose them with search.losses=[...] instead of loss=..."
         )

@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ganbench.checkpointing import PeriodicCheckpoint
+from ganbench.checkpointing import LaunchTimeLimit, PeriodicCheckpoint
 from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
@@ -31,7 +31,7 @@ from ganbench.progress import BudgetProgressBar
 from ganbench.record import SUMMARY_FILE, RunRecord, search_objective, write_record
 from ganbench.resolvers import register as register_resolvers
 from ganbench.search import recorded_hyperparameters
-from ganbench.validate import ConfigError, validate
+from ganbench.validate import ConfigError, validate, validate_launch
 
 register_resolvers()
 
@@ -40,6 +40,9 @@ ERROR_FILE = "error.log"
 RESOLVED_CONFIG = "config.yaml"
 PROGRESS_FILE = "progress.json"  # written by rank 0 during training (see Evaluation); the record is built from it
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# Keys that do not change what a run computes: launching again with other values still resumes or skips the run
+# (a study's budget grows with search.trials_per_loss; the launcher, logger and time limit may change between launches).
+NOT_IDENTITY = ("parallel_jobs", "search.", "logger.", "training.time_limit")
 
 
 def build_module(cfg: DictConfig) -> GANModule:
@@ -93,10 +96,12 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _changed_keys(cfg: DictConfig, run_dir: Path) -> list[str]:
-    """Config keys whose value differs from the run launched earlier in ``run_dir``."""
+    """Config keys (those that decide the run's numbers) whose value differs from the run launched earlier in
+    ``run_dir``."""
     before = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG)))
     now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    keys = (k for k in before.keys() | now.keys() if not k.startswith(NOT_IDENTITY))
+    return sorted(k for k in keys if before.get(k) != now.get(k))
 
 
 def _finished_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
@@ -133,6 +138,13 @@ def _earlier_wall_time(run_dir: Path) -> float:
     return float(json.loads(summary.read_text()).get("wall_time_s") or 0.0)
 
 
+def _final_status(progress: dict[str, Any], g_step_budget: int) -> str:
+    """How a fit that returned ended: a NaN/Inf loss, the budget spent, or stopped early by trainer.max_time."""
+    if progress["diverged"]:
+        return "diverged"
+    return "completed" if progress["g_steps"] >= g_step_budget else "timed_out"
+
+
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> RunRecord:
     """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'.
 
@@ -164,6 +176,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
                 evaluation,
                 checkpoint,
                 *([BudgetProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+                *([LaunchTimeLimit(cfg.training.time_limit)] if cfg.training.time_limit else []),
             ],
         )
         for logger in loggers:
@@ -172,7 +185,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if resume_from.exists() else None)
 
         progress = json.loads((run_dir / PROGRESS_FILE).read_text())
-        record.status = "diverged" if progress["diverged"] else "completed"
+        record.status = _final_status(progress, cfg.training.g_steps)
+        if record.status == "timed_out":
+            record.error = (
+                f"stopped by training.time_limit after {progress['g_steps']} of {cfg.training.g_steps} G steps; "
+                "launch it again to resume from its checkpoint"
+            )
         record.g_steps, record.d_steps = progress["g_steps"], progress["d_steps"]
         record.primary_metric, record.higher_is_better = evaluation.primary, evaluation.higher_is_better
         record.history, record.sample_image = progress["history"], progress["sample_image"]
@@ -223,6 +241,7 @@ def main(cfg: DictConfig) -> float:
     worst_score = float(cfg.eval.worst_score)
     try:
         validate(cfg)
+        validate_launch(cfg, in_multirun)
     except ConfigError as error:
         if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
             record = _new_record(cfg, "failed", overrides)

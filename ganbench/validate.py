@@ -53,3 +53,25 @@ def validate(cfg: DictConfig) -> None:
                 f"{rule.key}={value!r} is invalid: it must be {kind} {rule.allowed}. "
                 f"Fix it on the command line, e.g. `ganbench-train {rule.key}=<value>`."
             )
+
+
+def _replays_command_line(trainer: DictConfig) -> bool:
+    """Lightning's default DDP launcher starts ranks 1… by running the command line again."""
+    strategy = trainer.get("strategy")
+    if isinstance(strategy, str):
+        return strategy.startswith("ddp") and "spawn" not in strategy and "fork" not in strategy
+    if not isinstance(strategy, DictConfig) or not str(strategy.get("_target_", "")).endswith("DDPStrategy"):
+        return False
+    started_by_cluster = any("SLURMEnvironment" in str(p.get("_target_", "")) for p in trainer.get("plugins") or [])
+    return strategy.get("start_method", "popen") == "popen" and not started_by_cluster
+
+
+def validate_launch(cfg: DictConfig, in_multirun: bool) -> None:
+    """Refuse the one combination that silently corrupts a sweep: DDP ranks re-executing a multirun's command line
+    would replay the whole sweep (with the Optuna sweeper, with other hyperparameters) in every rank."""
+    if in_multirun and _replays_command_line(cfg.trainer):
+        raise ConfigError(
+            "trainer.strategy re-executes the command line for each DDP rank, which inside a multirun replays the "
+            "whole sweep in every rank. Use trainer=ddp (spawned ranks) on one machine, or launcher=slurm with "
+            "trainer=slurm (ranks started by SLURM)."
+        )

@@ -1,0 +1,201 @@
+"""Studies: the search configs draw the documented ranges deterministically, and real sweeps (Optuna sweeper with the
+basic and the submitit_local launcher) record every run, survive failures and skip finished runs when relaunched."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from ganbench.search import SearchError, suggest_trial
+from ganbench.train import CONFIG_DIR
+from tests.conftest import FAST, run_cli
+
+LOSSES = ["mm", "ns", "lsgan", "wgan", "wgan_gp"]
+
+
+def sweep_config(*overrides: str) -> DictConfig:
+    """The config the sweeper sees (hydra node included), composed as ganbench-train -m does."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def draw(cfg: DictConfig, n_trials: int) -> list[dict]:
+    """Ask the configured sampler for n_trials trials through the search hook, as the Optuna sweeper does."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):  # the hook checks loss names with Hydra
+        sampler = optuna.samplers.RandomSampler(seed=cfg.hydra.sweeper.sampler.seed)
+        study = optuna.create_study(sampler=sampler, direction=cfg.hydra.sweeper.direction)
+        trials = []
+        for _ in range(n_trials):
+            trial = study.ask()
+            suggest_trial(cfg, trial)
+            trials.append(dict(trial.params))
+    return trials
+
+
+def test_wide_search_deals_trials_to_losses_and_draws_the_reference_ranges() -> None:
+    cfg = sweep_config("search=lucic_wide")
+    assert cfg.hydra.sweeper.n_trials == 100 * len(LOSSES)
+    assert cfg.hydra.sweeper.direction == "maximize"  # modes on the ring
+    trials = draw(cfg, 10 * len(LOSSES))
+    for number, params in enumerate(trials):
+        loss, index = LOSSES[number % len(LOSSES)], number // len(LOSSES)
+        assert (params["loss"], params["study.trial"]) == (loss, index)
+        if index == 0:  # the loss's default setting: no hyperparameter override at all
+            assert set(params) == {"loss", "study.trial"}
+            continue
+        assert 1e-5 <= params["optim.lr"] <= 1e-2
+        assert 0.0 <= params["optim.beta1"] <= 1.0
+        assert params["training.n_critic"] in (1, 5)
+        assert params["d_batch_norm"] in (True, False)
+        assert ("loss.constraint.clip" in params) == (loss == "wgan")
+        assert ("loss.penalty.weight" in params) == (loss == "wgan_gp")
+        if loss == "wgan":
+            assert 1e-3 <= params["loss.constraint.clip"] <= 1.0
+        if loss == "wgan_gp":
+            assert 0.1 <= params["loss.penalty.weight"] <= 100.0
+    drawn = [t for t in trials if t["study.trial"] > 0]
+    learning_rates = [math.log10(t["optim.lr"]) for t in drawn]
+    assert min(learning_rates) < -4.0 and max(learning_rates) > -3.0  # log-uniform over three decades
+    assert {t["training.n_critic"] for t in drawn} == {1, 5}
+
+
+def test_search_is_deterministic_in_its_sampler_seed() -> None:
+    first = draw(sweep_config("search=lucic_wide"), 12)
+    assert draw(sweep_config("search=lucic_wide"), 12) == first
+    assert draw(sweep_config("search=lucic_wide", "search.sampler_seed=1"), 12) != first
+
+
+def test_narrow_search_fixes_beta1_and_d_steps_and_turns_bn_off_for_penalties() -> None:
+    cfg = sweep_config("search=lucic_narrow", "dataset=grid")
+    assert cfg.hydra.sweeper.n_trials == 50 * len(LOSSES)
+    for params in draw(cfg, 4 * len(LOSSES))[len(LOSSES) :]:
+        assert 1e-4 <= params["optim.lr"] <= 1e-3
+        assert params["optim.beta1"] == 0.5 and params["training.n_critic"] == 1
+        assert params.get("d_batch_norm") == (False if params["loss"] == "wgan_gp" else None)
+        if params["loss"] == "wgan":
+            assert 1e-2 <= params["loss.constraint.clip"] <= 1.0
+        if params["loss"] == "wgan_gp":
+            assert 0.1 <= params["loss.penalty.weight"] <= 10.0
+
+
+def test_image_protocols_minimise_fid_and_score_failures_with_the_papers_value() -> None:
+    cfg = sweep_config("search=lucic_wide", "dataset=cifar10")
+    assert cfg.hydra.sweeper.direction == "minimize" and cfg.eval.worst_score == 31337
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("search.losses=[ns,nosuchloss]", "must name losses of conf/loss/"), ("search.losses=[]", "must name losses")],
+)
+def test_bad_loss_lists_are_refused_with_the_choices(override: str, message: str) -> None:
+    with pytest.raises(SearchError, match=message):
+        draw(sweep_config("search=lucic_wide", override), 1)
+
+
+def records(root: Path) -> dict[str, dict]:
+    return {p.parent.relative_to(root).as_posix(): json.loads(p.read_text()) for p in root.rglob("summary.json")}
+
+
+SEARCH = ["-m", "search=lucic_wide", "search.trials_per_loss=2", "search.losses=[ns,wgan]", *FAST]
+
+
+def test_tiny_search_end_to_end_then_relaunch_skips_finished_runs(tmp_path: Path) -> None:
+    result = run_cli("ganbench-train", *SEARCH, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = tmp_path / "runs/studies/ring/wide"
+    runs = records(study)
+    assert sorted(runs) == ["ns/0", "ns/1", "wgan/0", "wgan/1"]
+    for name, record in runs.items():
+        loss, trial = name.split("/")
+        assert (record["loss"], record["trial"], record["study"], record["phase"]) == (loss, int(trial), "ring", "wide")
+        assert record["status"] == "completed" and record["objective"] == record["best"]["modes"]
+        assert ("optim.lr=" in " ".join(record["overrides"])) == (trial == "1")  # trial 0 = the loss's defaults
+    assert runs["wgan/0"]["hyperparameters"] == {
+        "optim.lr": 1e-3,  # the ring's learning rate for every loss
+        "optim.beta1": 0.5,
+        "training.n_critic": 5,
+        "d_batch_norm": True,
+        "loss.constraint.clip": 0.01,
+    }
+    results = OmegaConf.load(study / "optimization_results.yaml")
+    assert results.best_value == max(r["objective"] for r in runs.values())
+
+    written = {name: (study / name / "summary.json").stat().st_mtime_ns for name in runs}
+    again = run_cli("ganbench-train", *SEARCH, "search.trials_per_loss=3", cwd=tmp_path)  # a bigger budget
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("finished earlier") == 4
+    assert {name: (study / name / "summary.json").stat().st_mtime_ns for name in runs} == written
+    assert sorted(records(study)) == ["ns/0", "ns/1", "ns/2", "wgan/0", "wgan/1", "wgan/2"]
+
+
+def test_failed_run_inside_a_search_is_recorded_with_the_worst_score(tmp_path: Path) -> None:
+    search_dir = tmp_path / "my_conf" / "search"
+    search_dir.mkdir(parents=True)
+    (search_dir / "broken.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - lucic_wide\n  - _self_\n"
+        "search:\n  per_loss:\n    wgan:\n      loss.constraint.clip: -1.0\n"
+    )
+    result = run_cli(
+        "ganbench-train",
+        "-m",
+        f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
+        "search=broken",
+        "search.trials_per_loss=2",
+        "search.losses=[ns,wgan]",
+        *FAST,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = records(tmp_path / "runs/studies/ring/wide")
+    assert len(runs) == 4
+    assert runs["wgan/1"]["status"] == "failed" and runs["wgan/1"]["objective"] == 0
+    assert "loss.constraint.clip=-1.0 is invalid" in runs["wgan/1"]["error"]
+    assert all(runs[name]["status"] == "completed" for name in ("ns/0", "ns/1", "wgan/0"))
+    assert (tmp_path / "runs/studies/ring/wide/optimization_results.yaml").exists()  # the sweep went on to the end
+
+
+def test_tiny_search_with_parallel_local_processes(tmp_path: Path) -> None:
+    result = run_cli("ganbench-train", *SEARCH, "launcher=parallel", "parallel_jobs=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = tmp_path / "runs/studies/ring/wide"
+    runs = records(study)
+    assert sorted(runs) == ["ns/0", "ns/1", "wgan/0", "wgan/1"]
+    assert all(r["status"] == "completed" for r in runs.values())
+    assert len(list((study / ".submitit").iterdir())) >= 2  # each run was its own submitit job
+
+
+def test_seeds_phase_reruns_one_setting_with_several_seeds(tmp_path: Path) -> None:
+    result = run_cli(
+        "ganbench-train", "-m", "search=seeds", "loss=wgan", "optim.lr=0.002", "seed=range(1,3)", *FAST, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = records(tmp_path / "runs/studies/ring/seeds")
+    assert sorted(runs) == ["wgan/seed1", "wgan/seed2"]
+    assert {r["seed"] for r in runs.values()} == {1, 2}
+    assert all(r["phase"] == "seeds" and r["hyperparameters"]["optim.lr"] == 0.002 for r in runs.values())
+
+
+def test_a_run_stopped_by_its_time_limit_is_timed_out_and_resumes(tmp_path: Path) -> None:
+    limit = ["training.time_limit=00:00:00:02", "training.g_steps=100000"]
+    args = ["-m", "search=seeds", *limit, "logger=none", *FAST[2:]]
+    first = run_cli("ganbench-train", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "runs/studies/ring/seeds/ns/seed0/summary.json"
+    stopped = json.loads(run.read_text())
+    assert stopped["status"] == "timed_out" and stopped["objective"] == 0 and "launch it again" in stopped["error"]
+    second = run_cli("ganbench-train", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(run.read_text())["g_steps"] > stopped["g_steps"]  # resumed, not restarted nor skipped
+
+
+def test_multirun_refuses_ddp_that_would_replay_the_sweep(tmp_path: Path) -> None:
+    result = run_cli("ganbench-train", "-m", "+trainer.strategy=ddp", *FAST, cwd=tmp_path)
+    record = next(iter(records(tmp_path / "runs").values()))
+    assert record["status"] == "failed" and "replays the whole sweep" in record["error"]
+    assert "trainer=ddp" in result.stderr

@@ -82,6 +82,7 @@ def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
+            summary |= {"objective": record.objective, "overrides": record.overrides}
             summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
             summary |= {f"best/{k}": v for k, v in (record.best or {}).items()}
             logger.experiment.summary.update(summary)

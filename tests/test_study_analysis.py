@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ganbench.analysis.study import best_per_loss, expected_best_curve, expected_best_exact, plot_budget_curves
+from ganbench.analysis.study import (
+    best_per_loss,
+    best_search_runs,
+    budget_curves,
+    expected_best_curve,
+    expected_best_exact,
+    plot_budget_curves,
+    plot_search_scores,
+    search_phase_of,
+)
 
 SCORES = np.random.default_rng(7).gamma(shape=2.0, scale=20.0, size=40) + 5.0  # positive, FID-like, skewed
 BUDGETS = [1, 2, 5, 10, 30]
@@ -82,22 +91,32 @@ def test_invalid_inputs_raise() -> None:
         expected_best_exact(SCORES, 0, False)
 
 
+def _runs(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    """(loss, phase, status, objective) rows, with a run name per row, as load_runs gives them."""
+    runs = pd.DataFrame(rows, columns=["loss", "phase", "status", "objective"])
+    return runs.assign(run=[f"{phase}/{loss}/{i}" for i, (loss, phase, *_) in enumerate(rows)])
+
+
+STUDY = _runs(
+    [
+        ("ns", "wide", "completed", 30.0),
+        ("ns", "wide", "completed", 20.0),
+        ("ns", "wide", "diverged", 31337.0),  # the worst score the record gives a diverged run
+        ("ns", "wide", "completed", np.nan),  # a missing objective is skipped, not counted as a score
+        ("ns", "narrow", "completed", 5.0),  # another phase: not part of the wide search
+        ("ns", "seeds", "completed", 21.0),
+        ("ns", "seeds", "completed", 23.0),
+        ("ns", "seeds", "completed", 25.0),
+        ("wgan", "wide", "completed", 40.0),
+        ("wgan", "wide", "failed", 31337.0),
+        ("lsgan", "seeds", "completed", 12.0),
+        ("lsgan", "run", "completed", 1.0),  # a plain run
+    ]
+)
+
+
 def test_best_per_loss_table() -> None:
-    runs = pd.DataFrame(
-        [
-            ("ns", "search", "completed", 30.0),
-            ("ns", "search", "completed", 20.0),
-            ("ns", "search", "diverged", np.nan),
-            ("ns", "seeds", "completed", 21.0),
-            ("ns", "seeds", "completed", 23.0),
-            ("ns", "seeds", "completed", 25.0),
-            ("wgan", "search", "completed", 40.0),
-            ("wgan", "search", "failed", np.nan),
-            ("lsgan", "seeds", "completed", 12.0),
-        ],
-        columns=["loss", "phase", "status", "final_fid"],
-    )
-    table = best_per_loss(runs, "final_fid", higher_is_better=False).set_index("loss")
+    table = best_per_loss(STUDY, higher_is_better=False).set_index("loss")
     assert list(table.reset_index().columns) == [
         "loss",
         "best_search",
@@ -105,20 +124,61 @@ def test_best_per_loss_table() -> None:
         "seeds_std",
         "n_search",
         "n_seeds",
+        "diverged_share",
         "failed_share",
     ]
+    assert list(table.index) == ["ns", "wgan", "lsgan"], "search losses first, in the order of their runs"
     ns = table.loc["ns"]
     assert ns["best_search"] == 20.0
     assert ns["seeds_mean"] == pytest.approx(23.0)
     assert ns["seeds_std"] == pytest.approx(2.0)  # sample std of 21, 23, 25
-    assert (ns["n_search"], ns["n_seeds"]) == (3, 3)
-    assert ns["failed_share"] == pytest.approx(1 / 6)
+    assert (ns["n_search"], ns["n_seeds"]) == (4, 3)
+    assert (ns["diverged_share"], ns["failed_share"]) == (0.25, 0.0)
     wgan = table.loc["wgan"]
     assert wgan["best_search"] == 40.0 and math.isnan(wgan["seeds_mean"]) and math.isnan(wgan["seeds_std"])
-    assert (wgan["n_search"], wgan["n_seeds"], wgan["failed_share"]) == (2, 0, 0.5)
+    assert (wgan["n_search"], wgan["n_seeds"], wgan["diverged_share"], wgan["failed_share"]) == (2, 0, 0.0, 0.5)
     lsgan = table.loc["lsgan"]
     assert math.isnan(lsgan["best_search"]) and lsgan["seeds_mean"] == 12.0 and math.isnan(lsgan["seeds_std"])
-    assert best_per_loss(runs, "final_fid", higher_is_better=True).set_index("loss").loc["ns", "best_search"] == 30.0
+    assert lsgan["n_search"] == 0 and math.isnan(lsgan["diverged_share"]) and math.isnan(lsgan["failed_share"])
+    higher = best_per_loss(STUDY, higher_is_better=True).set_index("loss")
+    assert higher.loc["ns", "best_search"] == 31337.0, "the worst-case score is a score: the direction decides"
+
+
+def test_best_per_loss_of_the_narrow_phase() -> None:
+    table = best_per_loss(STUDY, higher_is_better=False, search_phase="narrow").set_index("loss")
+    assert table.loc["ns", "best_search"] == 5.0 and table.loc["ns", "n_search"] == 1
+    assert table.loc["ns", "seeds_mean"] == pytest.approx(23.0)
+
+
+def test_search_phase_is_wide_else_narrow() -> None:
+    assert search_phase_of(STUDY) == "wide"
+    assert search_phase_of(STUDY[STUDY["phase"] != "wide"]) == "narrow"
+    assert search_phase_of(STUDY[STUDY["phase"].isin(["seeds", "run"])]) is None
+
+
+def test_best_search_runs_skip_missing_objectives() -> None:
+    best = best_search_runs(STUDY, higher_is_better=False)
+    assert list(best.index) == ["ns", "wgan"] and list(best["run"]) == ["wide/ns/1", "wide/wgan/8"]
+    assert list(best_search_runs(STUDY, higher_is_better=True)["run"]) == ["wide/ns/2", "wide/wgan/9"]
+
+
+def test_budget_curves_stop_at_the_fewest_trials() -> None:
+    curves = budget_curves(STUDY, higher_is_better=False, num_bootstrap=500)
+    assert list(curves) == ["ns", "wgan"]
+    assert all(list(curve["budget"]) == [1, 2] for curve in curves.values()), "wgan ran 2 wide trials"
+    expected = expected_best_curve(np.array([30.0, 20.0, 31337.0, np.nan]), [1, 2], False, num_bootstrap=500)
+    pd.testing.assert_frame_equal(curves["ns"], expected)
+    assert budget_curves(STUDY, higher_is_better=False, search_phase="none") == {}
+
+
+def test_plot_search_scores_counts_runs_left_out() -> None:
+    figure = plot_search_scores(STUDY, "fid", higher_is_better=False, title="ring: wide search")
+    ax = figure.axes[0]
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert labels == ["ns\nn=4\n(2 not plotted)", "wgan\nn=2\n(1 not plotted)"]
+    assert [len(points.get_offsets()) for points in ax.collections] == [2, 1], "only completed runs' scores"
+    assert "fid" in ax.get_ylabel() and "lower is better" in ax.get_ylabel()
+    assert ax.get_title() == "ring: wide search" and ax.get_xlabel()
 
 
 def test_plot_budget_curves() -> None:
@@ -134,3 +194,21 @@ def test_plot_budget_curves() -> None:
     assert ax.get_xlabel() and "FID" in ax.get_ylabel()
     assert ax.get_title() == "FID vs budget" and ax.get_xscale() == "log"
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["ns", "wgan", "lsgan"]
+    linear = plot_budget_curves(curves, "FID", "FID vs budget", log_x=False, ylim=(0.0, 50.0)).axes[0]
+    assert linear.get_xscale() == "linear" and linear.get_ylim() == (0.0, 50.0)
+    assert linear.get_xlim() == (0.5, 30.5) and all(tick.is_integer() for tick in linear.get_xticks())
+
+
+def test_best_search_run_ties_go_to_the_protocols_tie_breakers() -> None:
+    ring = pd.DataFrame(
+        {
+            "run": ["wide/ns/0", "wide/ns/1", "wide/ns/2"],
+            "loss": "ns",
+            "phase": "wide",
+            "status": "completed",
+            "objective": [8.0, 8.0, 7.0],  # modes: two runs capture all eight
+            "best_high_quality": [0.41, 0.93, 0.99],
+            "tie_breakers": [("high_quality",)] * 3,
+        }
+    )
+    assert best_search_runs(ring, higher_is_better=True).loc["ns", "run"] == "wide/ns/1"

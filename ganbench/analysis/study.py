@@ -5,6 +5,9 @@ distribution of the best score reachable with a budget of k hyperparameter sampl
 not vanish from that distribution (that would flatter unstable losses), so callers pass them as a worst-case value or
 NaN; NaN is treated here as the worst possible score: it never wins a draw unless every score drawn is NaN, and then
 that draw's best is NaN. Any positive chance of such a draw makes the expectation NaN too.
+
+The functions on a table of runs (``load_runs``) read a study's phases: the search (wide, or narrow when a study ran
+only that) and the seeds phase, and score every run by its search objective.
 """
 
 from __future__ import annotations
@@ -14,9 +17,21 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+SEARCH_PHASES = ("wide", "narrow")
+SEEDS_PHASE = "seeds"
 CURVE_COLUMNS = ["budget", "mean", "lower", "upper"]
-TABLE_COLUMNS = ["loss", "best_search", "seeds_mean", "seeds_std", "n_search", "n_seeds", "failed_share"]
+TABLE_COLUMNS = [
+    "loss",
+    "best_search",
+    "seeds_mean",
+    "seeds_std",
+    "n_search",
+    "n_seeds",
+    "diverged_share",
+    "failed_share",
+]
 
 
 def _as_scores(scores: np.ndarray) -> np.ndarray:
@@ -95,40 +110,142 @@ def expected_best_exact(scores: np.ndarray, k: int, higher_is_better: bool) -> f
     return float(np.dot(x, weights))
 
 
-def best_per_loss(runs: pd.DataFrame, metric: str, higher_is_better: bool) -> pd.DataFrame:
-    """The paper's Table 2 per loss: best of the wide search, mean ± sample std over the seed re-runs.
+def search_phase_of(runs: pd.DataFrame) -> str | None:
+    """The phase whose runs stand for the search: wide, as in the paper, or narrow for a study that ran only that."""
+    phases = set(runs["phase"]) if "phase" in runs else set()
+    return next((phase for phase in SEARCH_PHASES if phase in phases), None)
 
-    Scores missing from the metric column (failed runs) are skipped by the statistics; failed_share (runs whose status
-    is not "completed", over both phases) is reported beside them so the skipped runs stay visible.
+
+def _scores(runs: pd.DataFrame) -> pd.Series:
+    return runs["objective"].astype(float)
+
+
+def _losses_in_order(*groups: pd.DataFrame) -> list[str]:
+    """Losses in the order their runs first appear, search phase first, so every table lists them alike."""
+    return list(dict.fromkeys(loss for group in groups for loss in group["loss"]))
+
+
+def _share(statuses: pd.Series, status: str) -> float:
+    return float((statuses == status).mean()) if len(statuses) else np.nan
+
+
+def best_per_loss(runs: pd.DataFrame, higher_is_better: bool, search_phase: str = "wide") -> pd.DataFrame:
+    """The paper's Table 2 per loss: best objective of the search phase, mean ± sample std over the seeds phase.
+
+    The objective already scores diverged and failed runs with the protocol's worst value, so they count against
+    their loss; a missing (NaN) objective is skipped. diverged_share and failed_share (of the loss's search runs) keep
+    the instability visible beside the best score, which hides it.
     """
+    search_runs = runs[runs["phase"] == search_phase]
+    seeds_runs = runs[runs["phase"] == SEEDS_PHASE]
     rows = []
-    for loss, group in runs.groupby("loss", sort=False):
-        search = group.loc[group["phase"] == "search", metric].astype(float)
-        seeds = group.loc[group["phase"] == "seeds", metric].astype(float)
-        best = search.max() if higher_is_better else search.min()
+    for loss in _losses_in_order(search_runs, seeds_runs):
+        search = search_runs[search_runs["loss"] == loss]
+        scores = _scores(search).dropna()
+        seeds = _scores(seeds_runs[seeds_runs["loss"] == loss]).dropna()
         rows.append(
             {
                 "loss": loss,
-                "best_search": float(best) if search.notna().any() else float("nan"),
-                "seeds_mean": float(seeds.mean()) if seeds.notna().any() else float("nan"),
-                "seeds_std": float(seeds.std(ddof=1)) if seeds.notna().sum() > 1 else float("nan"),
+                "best_search": float(scores.max() if higher_is_better else scores.min()) if len(scores) else np.nan,
+                "seeds_mean": float(seeds.mean()) if len(seeds) else np.nan,
+                "seeds_std": float(seeds.std(ddof=1)) if len(seeds) > 1 else np.nan,
                 "n_search": len(search),
-                "n_seeds": len(seeds),
-                "failed_share": float((group["status"] != "completed").mean()),
+                "n_seeds": int((seeds_runs["loss"] == loss).sum()),
+                "diverged_share": _share(search["status"], "diverged"),
+                "failed_share": _share(search["status"], "failed"),
             }
         )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def plot_budget_curves(curves: dict[str, pd.DataFrame], metric: str, title: str, log_x: bool = True) -> Figure:
-    """One expected-best curve per loss with its shaded interval, so losses are compared at equal budget."""
+def best_search_runs(runs: pd.DataFrame, higher_is_better: bool, search_phase: str = "wide") -> pd.DataFrame:
+    """Each loss's best run of the search phase (its row of ``runs``, indexed by loss): the setting the seeds phase
+    trains again. Ties in the objective go to the protocol's tie-breakers (e.g. the high-quality share when several
+    runs capture all modes), then to the run listed first; a loss whose objectives are all missing has no best run."""
+    search = runs[(runs["phase"] == search_phase) & runs["objective"].notna()]
+    tie_breakers = next((names for names in search.get("tie_breakers", []) if names), ())
+    keys = ["objective", *(f"best_{name}" for name in tie_breakers if f"best_{name}" in search)]
+    ranked = search.astype({key: float for key in keys}).sort_values(
+        keys, ascending=not higher_is_better, kind="stable", na_position="last"
+    )
+    return search.loc[ranked.index].drop_duplicates("loss").set_index("loss").loc[_losses_in_order(search)]
+
+
+def budget_curves(
+    runs: pd.DataFrame, higher_is_better: bool, search_phase: str = "wide", num_bootstrap: int = 2000, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Expected best objective after k = 1..N search trials per loss, N the fewest trials any loss ran: beyond it a
+    loss with fewer trials would be extrapolated. NaN objectives stay in as the worst score."""
+    search = runs[runs["phase"] == search_phase]
+    per_loss = {loss: _scores(search[search["loss"] == loss]).to_numpy() for loss in _losses_in_order(search)}
+    if not per_loss:
+        return {}
+    budgets = range(1, min(len(scores) for scores in per_loss.values()) + 1)
+    return {
+        loss: expected_best_curve(scores, budgets, higher_is_better, num_bootstrap=num_bootstrap, seed=seed)
+        for loss, scores in per_loss.items()
+    }
+
+
+def direction(higher_is_better: bool) -> str:
+    """Said on every axis and table of a score, since FID falls and F1 rises as a loss gets better."""
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def plot_search_scores(
+    runs: pd.DataFrame, metric: str, higher_is_better: bool, title: str, search_phase: str = "wide"
+) -> Figure:
+    """Box plot of the search objective per loss, each run a dot. Diverged and failed runs are left out of the boxes
+    (their worst-case score, e.g. FID 31337, would squash the axis) and counted under the loss's name instead."""
+    search = runs[runs["phase"] == search_phase]
+    losses = _losses_in_order(search)
+    completed = [
+        _scores(search[(search["loss"] == loss) & (search["status"] == "completed")]).dropna() for loss in losses
+    ]
+    figure = Figure(figsize=(max(4.8, 1.3 * len(losses) + 2.0), 4.4))
+    ax = figure.add_subplot(1, 1, 1)
+    positions = np.arange(1, len(losses) + 1)
+    ax.boxplot([scores.to_numpy() for scores in completed], positions=positions, widths=0.5, showfliers=False)
+    jitter = np.random.default_rng(0)
+    for position, scores in zip(positions, completed, strict=True):
+        x = position + jitter.uniform(-0.12, 0.12, size=len(scores))
+        ax.scatter(x, scores, s=12, alpha=0.6, color="tab:blue", zorder=3)
+    labels = []
+    for loss, scores in zip(losses, completed, strict=True):
+        n = int((search["loss"] == loss).sum())
+        labels.append(f"{loss}\nn={n}" + (f"\n({n - len(scores)} not plotted)" if n > len(scores) else ""))
+    ax.set_xticks(positions, labels)
+    ax.set_xlabel("loss (n search runs; diverged, failed and unscored ones not plotted)")
+    ax.set_ylabel(f"best {metric} of the run ({direction(higher_is_better)})")
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_budget_curves(
+    curves: dict[str, pd.DataFrame],
+    metric: str,
+    title: str,
+    log_x: bool = True,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """One expected-best curve per loss with its shaded interval, so losses are compared at equal budget.
+
+    ``ylim`` keeps the axis on the scores that matter when worst-case scores (FID 31337) would squash it; a curve may
+    then enter from beyond the axis at small budgets. Short curves get markers, so a single budget still shows."""
     figure = Figure(figsize=(6.4, 4.4))
     ax = figure.add_subplot(1, 1, 1)
     for loss, curve in curves.items():
-        (line,) = ax.plot(curve["budget"], curve["mean"], label=loss)
+        marker = "o" if len(curve) <= 10 else None
+        (line,) = ax.plot(curve["budget"], curve["mean"], label=loss, marker=marker, markersize=4)
         ax.fill_between(curve["budget"], curve["lower"], curve["upper"], color=line.get_color(), alpha=0.2)
     if log_x:
         ax.set_xscale("log")
+    elif curves:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # a budget is a whole number of trials
+        ax.set_xlim(0.5, max(curve["budget"].max() for curve in curves.values()) + 0.5)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("budget (hyperparameter samples)")
     ax.set_ylabel(f"expected best {metric}")
     ax.set_title(title)

@@ -11,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
+from omegaconf import DictConfig, OmegaConf
+
 from ganbench.atomic import atomic_path
 
 SUMMARY_FILE = "summary.json"
@@ -58,6 +60,43 @@ class RunRecord:
     error: str | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def record_from_config(cfg: DictConfig, status: Status, overrides: list[str]) -> RunRecord:
+    """A run's record as its composed config describes it, before any result (used by training and by the W&B
+    reader, which has the config but no summary.json)."""
+    return RunRecord(
+        status=status,
+        loss=cfg.loss.name,
+        dataset=cfg.dataset.name,
+        model=cfg.model.name,
+        seed=cfg.seed,
+        study=cfg.study.name,
+        phase=cfg.study.phase,
+        trial=cfg.study.trial,
+        hyperparameters=recorded_hyperparameters(cfg),
+        g_step_budget=cfg.training.g_steps,
+        overrides=overrides,
+    )
+
+
+RECORDED_HYPERPARAMETERS = (
+    "optim.lr",
+    "optim.beta1",
+    "training.n_critic",
+    "d_batch_norm",
+    "loss.constraint.clip",
+    "loss.penalty.weight",
+)
+
+
+def recorded_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """The values a search varies, as this run used them (absent ones, e.g. a clip without clipping, left out)."""
+    keys = list(RECORDED_HYPERPARAMETERS)
+    if search := cfg.get("search"):
+        keys += [key for loss_space in (search.space, *search.per_loss.values()) for key in loss_space]
+    values = {key: OmegaConf.select(cfg, key, default=None) for key in dict.fromkeys(keys)}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def search_objective(record: RunRecord, worst_score: float) -> float:

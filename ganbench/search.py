@@ -89,22 +89,3 @@ def suggest_trial(cfg: DictConfig, trial: Trial) -> None:
         return
     for key, spec in space_for(cfg.search, loss).items():
         _suggest(trial, key, spec)
-
-
-RECORDED_HYPERPARAMETERS = (
-    "optim.lr",
-    "optim.beta1",
-    "training.n_critic",
-    "d_batch_norm",
-    "loss.constraint.clip",
-    "loss.penalty.weight",
-)
-
-
-def recorded_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
-    """The values a search varies, as this run used them (absent ones, e.g. a clip without clipping, left out)."""
-    keys = list(RECORDED_HYPERPARAMETERS)
-    if search := cfg.get("search"):
-        keys += [key for loss_space in (search.space, *search.per_loss.values()) for key in loss_space]
-    values = {key: OmegaConf.select(cfg, key, default=None) for key in dict.fromkeys(keys)}
-    return {key: value for key, value in values.items() if value is not None}

@@ -28,9 +28,8 @@ from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
-from ganbench.record import SUMMARY_FILE, RunRecord, search_objective, write_record
+from ganbench.record import SUMMARY_FILE, RunRecord, record_from_config, search_objective, write_record
 from ganbench.resolvers import register as register_resolvers
-from ganbench.search import recorded_hyperparameters
 from ganbench.validate import ConfigError, validate, validate_launch
 
 register_resolvers()
@@ -58,22 +57,6 @@ def build_module(cfg: DictConfig) -> GANModule:
         ema_decay=cfg.training.ema_decay,
         compile_networks=cfg.training.compile,
         seed=cfg.seed,
-    )
-
-
-def _new_record(cfg: DictConfig, status: str, overrides: list[str]) -> RunRecord:
-    return RunRecord(
-        status=status,
-        loss=cfg.loss.name,
-        dataset=cfg.dataset.name,
-        model=cfg.model.name,
-        seed=cfg.seed,
-        study=cfg.study.name,
-        phase=cfg.study.phase,
-        trial=cfg.study.trial,
-        hyperparameters=recorded_hyperparameters(cfg),
-        g_step_budget=cfg.training.g_steps,
-        overrides=overrides,
     )
 
 
@@ -153,7 +136,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
     same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history. The record's
     wall time then adds up the invocations that wrote a record (time after the last record of a killed one is lost)."""
     _check_same_run(cfg, run_dir)
-    record = _new_record(cfg, "failed", overrides or [])
+    record = record_from_config(cfg, "failed", overrides or [])
     earlier_wall_time = _earlier_wall_time(run_dir)
     OmegaConf.save(cfg, run_dir / RESOLVED_CONFIG, resolve=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -245,7 +228,7 @@ def main(cfg: DictConfig) -> float:
         validate_launch(cfg, in_multirun)
     except ConfigError as error:
         if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
-            record = _new_record(cfg, "failed", overrides)
+            record = record_from_config(cfg, "failed", overrides)
             record.error, record.objective = str(error), worst_score
             write_record(record, run_dir)
         _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)

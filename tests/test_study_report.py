@@ -16,7 +16,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.analysis.runs import load_runs
-from ganbench.analysis.study import expected_best_curve
+from ganbench.analysis.study import TABLE_COLUMNS, expected_best_curve
 from ganbench.analysis.study_report import budget_axis_limits, seeds_command, study_report
 from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record
 from ganbench.record import RunRecord, search_objective, write_record
@@ -129,15 +129,7 @@ def _csv(path: Path) -> pd.DataFrame:
 def test_table2_csv(report_dir: Path) -> None:
     table = _csv(report_dir / "triangles_table2.csv").set_index("loss")
     assert list(table.index) == ["lsgan", "ns", "wgan"], "in the order load_runs reads them"
-    assert list(table.columns) == [
-        "best_search",
-        "seeds_mean",
-        "seeds_std",
-        "n_search",
-        "n_seeds",
-        "diverged_share",
-        "failed_share",
-    ]
+    assert list(table.columns) == TABLE_COLUMNS[1:]
     assert table.loc["ns", "best_search"] == 0.6, "the diverged run's 0.9 is not its objective"
     assert table.loc["ns", "seeds_mean"] == pytest.approx(0.6) and table.loc["ns", "seeds_std"] == pytest.approx(0.05)
     assert tuple(table.loc["ns", ["n_search", "n_seeds", "diverged_share", "failed_share"]]) == (4, 3, 0.25, 0.0)

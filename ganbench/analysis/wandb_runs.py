@@ -15,8 +15,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ganbench.analysis.runs import record_row
-from ganbench.record import RunRecord, search_objective
-from ganbench.search import recorded_hyperparameters
+from ganbench.record import RunRecord, record_from_config, search_objective
 
 
 class WandbRun(Protocol):
@@ -46,28 +45,11 @@ def wandb_record(config: Mapping[str, Any], summary: Mapping[str, Any]) -> RunRe
     if status is None:
         return None
     cfg = OmegaConf.create({key: value for key, value in config.items() if not key.startswith("_")})
-    hyperparameters = recorded_hyperparameters(cfg)
-    record = RunRecord(
-        status=status,
-        loss=cfg.loss.name,
-        dataset=cfg.dataset.name,
-        model=cfg.model.name,
-        seed=cfg.seed,
-        study=cfg.study.name,
-        phase=cfg.study.phase,
-        trial=cfg.study.trial,
-        hyperparameters=hyperparameters,
-        primary_metric=cfg.eval.primary,
-        higher_is_better=cfg.eval.higher_is_better,
-        g_steps=summary.get("g_steps", 0),
-        g_step_budget=cfg.training.g_steps,
-        wall_time_s=summary.get("wall_time_s", 0.0),
-        final=_stage(summary, "final"),
-        best=_stage(summary, "best"),
-        overrides=list(summary.get("overrides", [])),
-        versions={},
-        command=[],
-    )
+    record = record_from_config(cfg, status, list(summary.get("overrides", [])))
+    record.primary_metric, record.higher_is_better = cfg.eval.primary, cfg.eval.higher_is_better
+    record.g_steps, record.wall_time_s = summary.get("g_steps", 0), summary.get("wall_time_s", 0.0)
+    record.final, record.best = _stage(summary, "final"), _stage(summary, "best")
+    record.versions, record.command = {}, []
     record.objective = search_objective(record, cfg.eval.worst_score)
     return record
 

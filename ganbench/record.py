@@ -91,10 +91,11 @@ RECORDED_HYPERPARAMETERS = (
 
 
 def recorded_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
-    """The values a search varies, as this run used them (absent ones, e.g. a clip without clipping, left out)."""
-    keys = list(RECORDED_HYPERPARAMETERS)
-    if search := cfg.get("search"):
-        keys += [key for loss_space in (search.space, *search.per_loss.values()) for key in loss_space]
+    """The values a search varies, as this run used them (absent ones, e.g. a clip without clipping, left out): the
+    usual ones and, in a search, the keys of its space."""
+    search = cfg.get("search") or {}
+    spaces = [search.get("space") or {}, *(search.get("per_loss") or {}).values()]
+    keys = [*RECORDED_HYPERPARAMETERS, *(key for space in spaces for key in space)]
     values = {key: OmegaConf.select(cfg, key, default=None) for key in dict.fromkeys(keys)}
     return {key: value for key, value in values.items() if value is not None}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -76,3 +77,16 @@ def test_command_line_overrides_win(make_config) -> None:
 def test_rmsprop_selectable(make_config) -> None:
     module = build_module(make_config("loss=wgan", "optim=rmsprop"))
     assert all(type(opt).__name__ == "RMSprop" for opt in module.configure_optimizers())
+
+
+@pytest.mark.parametrize("experiment", _choices("experiment"))
+def test_every_experiment_preset_composes(make_config, experiment: str) -> None:
+    _check_composes(make_config(f"experiment={experiment}"))
+
+
+@pytest.mark.parametrize("launcher", _choices("launcher"))
+def test_every_launcher_composes_with_a_search(launcher: str) -> None:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", [f"launcher={launcher}", "search=lucic_wide"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.n_jobs == cfg.parallel_jobs
+    assert cfg.hydra.launcher._target_.split(".")[-1] in {"BasicLauncher", "LocalLauncher", "SlurmLauncher"}

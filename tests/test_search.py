@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from ganbench.record import record_from_config
 from ganbench.search import SearchError, suggest_trial
 from ganbench.train import CONFIG_DIR
 from tests.conftest import FAST, run_cli
@@ -179,6 +181,12 @@ def test_seeds_phase_reruns_one_setting_with_several_seeds(tmp_path: Path) -> No
     assert sorted(runs) == ["wgan/seed1", "wgan/seed2"]
     assert {r["seed"] for r in runs.values()} == {1, 2}
     assert all(r["phase"] == "seeds" and r["hyperparameters"]["optim.lr"] == 0.002 for r in runs.values())
+
+
+def test_seeds_phase_of_a_preset_study_composes_and_records_its_setting(make_config: Callable[..., DictConfig]) -> None:
+    cfg = make_config("experiment=study_cpu", "search=seeds", "loss=wgan", "optim.lr=0.002")
+    assert (cfg.study.name, cfg.study.phase) == ("ring_cpu", "seeds")
+    assert record_from_config(cfg, "completed", []).hyperparameters["optim.lr"] == 0.002
 
 
 def test_a_run_stopped_by_its_time_limit_is_timed_out_and_resumes(tmp_path: Path) -> None:

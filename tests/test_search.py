@@ -93,11 +93,15 @@ def test_image_protocols_minimise_fid_and_score_failures_with_the_papers_value()
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("search.losses=[ns,nosuchloss]", "must name losses of conf/loss/"), ("search.losses=[]", "must name losses")],
+    [
+        ("search.losses=[ns,nosuchloss]", "must name losses of conf/loss/"),
+        ("search.losses=[]", "must name losses"),
+        ("search.space.d_batch_norm={type:float}", "search space entry d_batch_norm=.* is invalid; use a constant"),
+    ],
 )
-def test_bad_loss_lists_are_refused_with_the_choices(override: str, message: str) -> None:
+def test_bad_search_definitions_are_refused_with_the_fix(override: str, message: str) -> None:
     with pytest.raises(SearchError, match=message):
-        draw(sweep_config("search=lucic_wide", override), 1)
+        draw(sweep_config("search=lucic_wide", "search.losses=[ns]", override), 2)
 
 
 def records(root: Path) -> dict[str, dict]:

@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from ganbench.analysis.wandb_runs import wandb_summary
 from ganbench.checkpointing import LaunchTimeLimit, PeriodicCheckpoint
 from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
@@ -64,11 +65,7 @@ def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
     """Final and best metrics in the W&B run summary, so dashboards and tables can sort runs by them."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
-            summary |= {"objective": record.objective, "overrides": record.overrides}
-            summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
-            summary |= {f"best/{k}": v for k, v in (record.best or {}).items()}
-            logger.experiment.summary.update(summary)
+            logger.experiment.summary.update(wandb_summary(record))
             logger.experiment.finish(exit_code=0 if record.status != "failed" else 1)
 
 
@@ -123,7 +120,7 @@ def _earlier_wall_time(run_dir: Path) -> float:
 
 
 def _final_status(progress: dict[str, Any], g_step_budget: int) -> str:
-    """How a fit that returned ended: a NaN/Inf loss, the budget spent, or stopped early by trainer.max_time."""
+    """How a fit that returned ended: a NaN/Inf loss, the budget spent, or stopped early by training.time_limit."""
     if progress["diverged"]:
         return "diverged"
     return "completed" if progress["g_steps"] >= g_step_budget else "timed_out"
@@ -181,15 +178,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         record.protocol = progress["protocol"]
         record.final = record.history[-1] if record.history else None
         record.best = evaluation.best(record.history)
-        record.objective = search_objective(record, evaluation.worst_score)
     except BaseException as error:
-        record.objective = float(cfg.eval.worst_score)
         user_error = find_user_error(error)
         record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
         (run_dir / ERROR_FILE).write_text(traceback.format_exc())
         raise
     finally:
         record.wall_time_s = round(earlier_wall_time + time.perf_counter() - started, 3)
+        record.objective = search_objective(record, cfg.eval.worst_score)
         write_record(record, run_dir)
         _publish_to_wandb(loggers, record)
     return record
@@ -229,7 +225,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as error:
         if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
             record = record_from_config(cfg, "failed", overrides)
-            record.error, record.objective = str(error), worst_score
+            record.error, record.objective = str(error), search_objective(record, worst_score)
             write_record(record, run_dir)
         _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
         return worst_score

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganbench.analysis.runs import load_runs
 from ganbench.analysis.study import TABLE_COLUMNS, expected_best_curve
 from ganbench.analysis.study_report import budget_axis_limits, seeds_command, study_report
-from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record
+from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record, wandb_summary
 from ganbench.record import RunRecord, search_objective, write_record
 from ganbench.report import write_report
 from tests.conftest import run_cli
@@ -329,3 +329,18 @@ def test_study_report_from_wandb_runs(make_config: Callable[..., DictConfig], tm
         "search=seeds",
         "seed=range(1,51)",
     ]
+
+
+def test_wandb_summary_round_trips_to_the_record(make_config: Callable[..., DictConfig]) -> None:
+    """What training publishes to W&B is what the W&B reader needs: the record comes back, overrides included."""
+    overrides = ["loss=wgan", "study.trial=2", "optim.lr=0.0003", "search=lucic_wide"]
+    config = OmegaConf.to_container(make_config(*overrides), resolve=True)
+    published = RunRecord(status="completed", loss="wgan", dataset="ring", model="mlp", seed=0, overrides=overrides)
+    published.g_steps, published.primary_metric = 5000, "modes"
+    published.best = {"g_step": 4000.0, "modes": 7.0, "high_quality": 0.5}
+    published.final = {"g_step": 5000.0, "modes": 6.0, "high_quality": 0.4}
+    published.objective = search_objective(published, 0.0)
+    read = wandb_record(config, wandb_summary(published))
+    assert read is not None
+    assert (read.status, read.overrides, read.objective, read.g_steps) == ("completed", overrides, 7.0, 5000)
+    assert (read.best, read.final, read.trial, read.phase) == (published.best, published.final, 2, "wide")

@@ -38,6 +38,15 @@ def _stage(summary: Mapping[str, Any], stage: str) -> dict[str, Any] | None:
     return metrics or None
 
 
+def wandb_summary(record: RunRecord) -> dict[str, Any]:
+    """What a run publishes in its W&B summary: status, objective and overrides, ``final/<metric>`` and
+    ``best/<metric>``, so dashboards sort runs by them and ``wandb_record`` rebuilds the record."""
+    summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
+    summary |= {"objective": record.objective, "overrides": record.overrides}
+    summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
+    return summary | {f"best/{k}": v for k, v in (record.best or {}).items()}
+
+
 def wandb_record(config: Mapping[str, Any], summary: Mapping[str, Any]) -> RunRecord | None:
     """The run record of one W&B run; None for a run that has not published its status (still running, or killed
     before it wrote its record), which has no result to report yet."""

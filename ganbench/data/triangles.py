@@ -33,27 +33,30 @@ CACHE_VERSION = 1
 SPLITS = {"train": (0.0, 0.75), "test": (0.75, 0.875), "holdout": (0.875, 1.0)}  # 60k / 10k / 10k of 80k
 
 
-def draw_uniforms(num_images: int, seed: int) -> np.ndarray:
-    """The published generator's random numbers, (num_images, 4): three vertex offsets and the rotation, in the
-    order ``np.random.seed(seed)`` then ``rand()`` per value, rows permuted at the end as published (so seed 0 gives
-    the published set's draws)."""
+def draw_uniforms(num_images: int, seed: int, n_vertices: int = 3) -> np.ndarray:
+    """The published generator's random numbers, (num_images, n_vertices + 1): the vertex offsets and the rotation,
+    in the order ``np.random.seed(seed)`` then ``rand()`` per value, rows permuted at the end as published (so seed 0
+    gives the published set's draws). Other vertex counts than 3 make the near-miss polygons of δ's derivation."""
     rng = np.random.RandomState(seed)
-    uniforms = rng.rand(num_images, 4)
+    uniforms = rng.rand(num_images, n_vertices + 1)
     return uniforms[rng.permutation(num_images)]
 
 
-def triangle_vertices(uniforms: np.ndarray) -> np.ndarray:
-    """Vertex coordinates in pixels, (n, 3, 2), the float operations in the published order.
+def polygon_vertices(uniforms: np.ndarray) -> np.ndarray:
+    """Vertex coordinates in pixels, (n, k, 2) for draws (n, k + 1), the float operations in the published order.
 
-    Coordinate 0 indexes image rows. Vertex k sits at angle k·120° + 10° + U·110° on the circle of radius 0.5 centred
-    at (0.5, 0.5); the rotation angle is ``np.radians(U·2π)`` — a value already in radians converted once more, so at
-    most 2π² / 180 ≈ 0.11 rad (6.3°), a quirk we keep; it turns the vertices by −θ about the origin, which the
-    centring then reduces to a turn about the circle's centre. Scaled by 21 and moved so the centroid is at (14, 14).
+    Coordinate 0 indexes image rows. Vertex i sits at angle i·s + 10° + U·(s − 10°), s = 360° / k (for triangles
+    i·120° + 10° + U·110°), on the circle of radius 0.5 centred at (0.5, 0.5); the rotation angle is
+    ``np.radians(U·2π)`` — a value already in radians converted once more, so at most 2π² / 180 ≈ 0.11 rad (6.3°), a
+    quirk we keep; it turns the vertices by −θ about the origin, which the centring then reduces to a turn about the
+    circle's centre. Scaled by 21 and moved so the mean of the vertices is at (14, 14).
     """
-    segments = np.arange(3) * SEGMENT_DEG + MIN_OFFSET_DEG
-    angles = (segments + uniforms[:, :3] * SPAN_DEG) * np.pi / 180.0
+    n_vertices = uniforms.shape[1] - 1
+    segment = 360.0 / n_vertices
+    segments = np.arange(n_vertices) * segment + MIN_OFFSET_DEG
+    angles = (segments + uniforms[:, :n_vertices] * (segment - MIN_OFFSET_DEG)) * np.pi / 180.0
     unit = (np.stack([np.cos(angles), np.sin(angles)], axis=-1) + 1.0) / 2.0
-    theta = np.radians(uniforms[:, 3] * 2 * np.pi)[:, None]
+    theta = np.radians(uniforms[:, n_vertices] * 2 * np.pi)[:, None]
     cos, sin = np.cos(theta), np.sin(theta)
     rotated = np.stack([unit[..., 0] * cos + unit[..., 1] * sin, unit[..., 0] * -sin + unit[..., 1] * cos], axis=-1)
     vertices = rotated * SCALE
@@ -61,12 +64,13 @@ def triangle_vertices(uniforms: np.ndarray) -> np.ndarray:
 
 
 def rasterize(vertices: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Coverage counts (n, 28, 28) uint8: how many of a pixel's 64 sub-pixel samples fall inside the triangle.
+    """Coverage counts (n, 28, 28) uint8: how many of a pixel's 64 sub-pixel samples fall inside the convex polygon
+    (n, k, 2) — a triangle of the data set for k = 3.
 
     The published rasteriser tests the integer points (i, j), 0 ≤ i, j < 224, of the 8×-scaled polygon and box-filters
     with scipy's even-sized ``convolve``, so pixel (p, q) holds the samples i ∈ [8p − 3, 8p + 4], j ∈ [8q − 3, 8q + 4]
     (samples outside the grid count as background). We get the same counts per scanline: on row i the inside samples
-    are an interval of j, bounded by the three edges.
+    are an interval of j, bounded by the k edges.
     """
     counts = [_rasterize_chunk(vertices[start : start + chunk] * SUBPIXELS) for start in range(0, len(vertices), chunk)]
     return np.concatenate(counts) if counts else np.zeros((0, RASTER, RASTER), np.uint8)
@@ -77,10 +81,10 @@ def _rasterize_chunk(vertices: np.ndarray) -> np.ndarray:
     a, b = vertices, np.roll(vertices, -1, axis=1)  # edge k runs from vertex k to vertex k + 1
     d = b - a
     orientation = np.sign(d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0])[:, None, None]
-    dx, dy = d[..., 0:1] * orientation, d[..., 1:2] * orientation  # (n, 3, 1): inside = left of every edge
+    dx, dy = d[..., 0:1] * orientation, d[..., 1:2] * orientation  # (n, k, 1): inside = left of every edge
     # inside of edge k on row i: dx·(j − a_y) ≥ dy·(i − a_x), a bound on j whose side depends on the sign of dx
     with np.errstate(divide="ignore", invalid="ignore"):
-        bound = a[..., 1:2] + dy * (rows - a[..., 0:1]) / dx  # (n, 3, rows)
+        bound = a[..., 1:2] + dy * (rows - a[..., 0:1]) / dx  # (n, k, rows)
     parallel_outside = (dx == 0) & (dy * (rows - a[..., 0:1]) > 0)
     lo = np.where(dx > 0, np.ceil(bound), -np.inf).max(axis=1)
     hi = np.where(dx < 0, np.floor(bound), np.inf).min(axis=1)
@@ -100,7 +104,7 @@ def coverage_to_images(coverage: Tensor) -> Tensor:
 def generate(num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:
     """The data set as arrays: ``coverage`` (n, 28, 28) uint8 and the generator's ``uniforms`` (n, 4)."""
     uniforms = draw_uniforms(num_images, seed)
-    return {"coverage": rasterize(triangle_vertices(uniforms)), "uniforms": uniforms}
+    return {"coverage": rasterize(polygon_vertices(uniforms)), "uniforms": uniforms}
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

@@ -10,6 +10,7 @@ descent on z. Both searches start from the nearest of a fixed bank of candidates
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,12 @@ from ganbench.data.images import ImageDataModule
 from ganbench.data.triangles import MIN_OFFSET_DEG, RASTER, SCALE, SEGMENT_DEG, SPAN_DEG
 from ganbench.nets.base import Generator
 
-# δ: the 99.9th percentile (0.197) of the distances of 10,000 hold-out triangles, rounded up to 0.05
-# (`python scripts/bench_triangles.py delta`, with TriangleManifold's defaults; docs/triangles.md)
-DELTA = 0.2
+# δ: the most permissive threshold, rounded down to 0.05, at which at most 1% of every designated near-miss negative
+# set (quadrilaterals, blurred, rounded and overlapping triangles, grey images) is precise and every real hold-out and
+# test triangle is (`python scripts/bench_triangles.py delta`, with TriangleManifold's defaults; docs/triangles.md)
+DELTA = 0.95
+# the thresholds of the P(δ) and R(δ) curves every evaluation records ("precision@1.5"), DELTA among them
+CURVE_DELTAS = (0.25, 0.5, 0.75, DELTA, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 LATENT_BOX = {"uniform": 1.0, "normal": 3.0}  # inversion keeps z in [−b, b]^d: U(−1, 1)'s support, N(0, 1)'s ±3σ
 # d(angle)/d(rotation draw) ÷ d(angle)/d(vertex draw): (2π² / 180) / (110π / 180)
 ROTATION_PER_ANGLE = 2 * math.pi / SPAN_DEG
@@ -233,12 +237,14 @@ def stack_images(dataset: Dataset, count: int) -> Tensor:
 
 class TriangleScorer:
     """precision, recall and F1 at threshold ``delta`` on the first ``num_fake`` generated samples (split over DDP
-    ranks) and the first ``num_real`` images of ``real_split``. Distances are gathered in torchmetrics states, so the
-    metrics are the same on 1 or N processes."""
+    ranks) and the first ``num_real`` images of ``real_split``, and both shares at ``delta`` and every δ of
+    ``curve_deltas`` ("precision@1.5"): how the scores depend on δ, from the same distances. Distances are gathered
+    in torchmetrics states, so the metrics are the same on 1 or N processes."""
 
     def __init__(
         self,
         delta: float = DELTA,
+        curve_deltas: Sequence[float] = CURVE_DELTAS,
         num_fake: int = 1000,
         num_real: int = 500,
         real_split: str = "test",
@@ -254,6 +260,7 @@ class TriangleScorer:
         seed: int = 0,
     ) -> None:
         self.delta = delta
+        self.curve_deltas = tuple(sorted({float(d) for d in (*curve_deltas, delta)}))  # the curves pass through δ
         self.num_fake = num_fake
         self.num_real = num_real
         self.real_split = real_split
@@ -287,6 +294,7 @@ class TriangleScorer:
             "metrics": ["precision", "recall", "f1", "manifold_distance", "inversion_distance"],
             "distance": "L2 over 28x28 pixels in [0, 1]",
             "delta": self.delta,
+            "curve_deltas": list(self.curve_deltas),
             "num_fake": self.num_fake,
             "num_real": self.num_real,
             "real_split": self.real_split,
@@ -334,6 +342,7 @@ class TriangleScorer:
             "f1": f1_score(precision, recall),
             "manifold_distance": _median(fake_distances),
             "inversion_distance": _median(real_distances),
+            **_curves(fake_distances, real_distances, self.curve_deltas),
         }
 
 
@@ -347,6 +356,12 @@ def f1_score(precision: float, recall: float) -> float:
 def _share_below(distances: Tensor, delta: float) -> float:
     """Share of ``distances`` below ``delta``; NaN for none (CatMetric gives an empty list before any update)."""
     return (distances < delta).float().mean().item() if distances.numel() else math.nan
+
+
+def _curves(fake_distances: Tensor, real_distances: Tensor, deltas: Sequence[float]) -> dict[str, float]:
+    """P(δ) and R(δ) at each δ, keyed "precision@<δ>" / "recall@<δ>": how much a score owes to the choice of δ."""
+    precision = {f"precision@{delta:g}": _share_below(fake_distances, delta) for delta in deltas}
+    return precision | {f"recall@{delta:g}": _share_below(real_distances, delta) for delta in deltas}
 
 
 def _median(distances: Tensor) -> float:

@@ -19,6 +19,9 @@ from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from ganbench.batch_norm import CHOICES as BN_STATISTICS
+from ganbench.batch_norm import BatchNormStatistics, evaluation_generator
+from ganbench.diagnostics import SampleDiagnostics
 from ganbench.module import GANModule
 from ganbench.nets.base import Generator
 from ganbench.record import write_json_atomic
@@ -54,7 +57,10 @@ class Evaluation(pl.Callback):
     """Scores ``num_samples`` samples generated from latents drawn with ``latent_seed`` (the same z at every
     evaluation of every run), every ``every_n_g_steps`` G steps and at the end of training. Keeps the history and
     the best evaluation (by ``primary``, then ``tie_breakers``, then the earliest), logs ``val/<metric>`` and saves
-    a sample image per evaluation under ``image_dir``."""
+    a sample image per evaluation under ``image_dir``. Every evaluation also carries the diagnostics of
+    ``ganbench.diagnostics`` (generated vs real moments, D's accuracy, the collapsed / off-data flags). G is evaluated
+    with the BatchNorm statistics ``generator_bn`` (``ganbench.batch_norm``): standing statistics are recomputed from
+    ``standing_samples`` fresh latents (seed ``latent_seed + 1``) before each evaluation."""
 
     def __init__(
         self,
@@ -69,9 +75,14 @@ class Evaluation(pl.Callback):
         every_n_g_steps: int = 1000,
         latent_seed: int = 12345,
         num_plotted: int = 2500,
+        generator_bn: BatchNormStatistics = "running",
+        standing_samples: int = 2000,
+        num_diagnostic_real: int = 1000,
         image_dir: str | Path | None = None,
         progress_file: str | Path | None = None,
     ) -> None:
+        if generator_bn not in BN_STATISTICS:
+            raise ValueError(f"generator_bn must be one of {', '.join(BN_STATISTICS)}, got {generator_bn!r}")
         self.scorers = dict(scorers)
         self.primary = primary
         self.higher_is_better = higher_is_better
@@ -83,6 +94,9 @@ class Evaluation(pl.Callback):
         self.every_n_g_steps = every_n_g_steps
         self.latent_seed = latent_seed
         self.num_plotted = num_plotted
+        self.generator_bn = generator_bn
+        self.standing_samples = standing_samples
+        self.diagnostics = SampleDiagnostics(num_diagnostic_real)
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.progress_file = Path(progress_file) if progress_file is not None else None
         self.history: list[dict[str, float]] = []
@@ -106,11 +120,16 @@ class Evaluation(pl.Callback):
         self.history = list(state_dict["history"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
+        self.setup_scorers(trainer.datamodule, pl_module.device)
+
+    def setup_scorers(self, datamodule: pl.LightningDataModule, device: torch.device) -> None:
+        """Give the scorers, the diagnostics and the plot what they take from the data, once per fit."""
         for scorer in self.scorers.values():
             if isinstance(scorer, nn.Module):
-                scorer.to(pl_module.device)
-            scorer.setup(trainer.datamodule, pl_module.device)
-        self.plot.setup(trainer.datamodule)
+                scorer.to(device)
+            scorer.setup(datamodule, device)
+        self.diagnostics.setup(datamodule.reference_samples(self.diagnostics.num_real), device)
+        self.plot.setup(datamodule)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GANModule, *args: Any) -> None:
         if pl_module.g_steps % self.every_n_g_steps == 0 and not pl_module.diverged:
@@ -131,7 +150,10 @@ class Evaluation(pl.Callback):
             "higher_is_better": self.higher_is_better,
             "worst_score": self.worst_score,
             "tie_breakers": list(self.tie_breakers),
+            "generator_bn": self.generator_bn,
+            "standing_samples": self.standing_samples if self.generator_bn == "standing" else None,
             "scorers": {name: scorer.describe() for name, scorer in self.scorers.items()},
+            "diagnostics": self.diagnostics.describe(),
         }
 
     def _write_progress(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
@@ -158,30 +180,45 @@ class Evaluation(pl.Callback):
         return z[rank::world_size]
 
     @torch.no_grad()
-    def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
-        generator = pl_module.sampling_generator
-        was_training = generator.training
-        generator.eval()
-        for scorer in self.scorers.values():
+    def score(
+        self, trained: Generator, device: torch.device, rank: int = 0, world_size: int = 1, d_auc: float = math.nan
+    ) -> tuple[dict[str, float], Tensor]:
+        """The protocol's metrics and the diagnostics of ``trained`` with the protocol's BatchNorm statistics, and
+        the first ``num_plotted`` samples of this rank. Every rank calls it; ``trained``'s mode is left as it was."""
+        was_training = trained.training
+        generator = evaluation_generator(
+            trained, self.generator_bn, self.standing_samples, self.batch_size, seed=self.latent_seed + 1
+        )
+        scorers = (*self.scorers.values(), self.diagnostics)
+        for scorer in scorers:
             scorer.reset()
         plotted: list[Tensor] = []
         shown = 0
-        for z in self.rank_latents(generator, trainer.global_rank, trainer.world_size).split(self.batch_size):
-            fake = generator(z.to(pl_module.device)).float()
-            for scorer in self.scorers.values():
+        for z in self.rank_latents(generator, rank, world_size).split(self.batch_size):
+            fake = generator(z.to(device)).float()
+            for scorer in scorers:
                 scorer.update(fake)
             if shown < self.num_plotted:
                 plotted.append(fake[: self.num_plotted - shown].cpu())
                 shown += len(plotted[-1])
-        entry = {"g_step": float(pl_module.g_steps)}
+        entry: dict[str, float] = {}
         for scorer in self.scorers.values():
             entry |= scorer.compute(generator)
-        generator.train(was_training)
+        entry |= self.diagnostics.compute(d_auc)
+        trained.train(was_training)
+        return entry, torch.cat(plotted)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
+        d_auc = pl_module.take_discriminator_auc()
+        metrics, plotted = self.score(
+            pl_module.sampling_generator, pl_module.device, trainer.global_rank, trainer.world_size, d_auc
+        )
+        entry = {"g_step": float(pl_module.g_steps), **metrics}
         self.history.append(entry)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({f"val/{k}": v for k, v in entry.items()}, step=pl_module.g_steps)
-            self._save_image(trainer, torch.cat(plotted), pl_module.g_steps, pl_module.loss.name)
+            self._save_image(trainer, plotted, pl_module.g_steps, pl_module.loss.name)
             self._write_progress(trainer, pl_module)
         return entry
 

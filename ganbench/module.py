@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganbench.diagnostics import pairwise_auc
 from ganbench.losses import DiscriminatorLoss, GANLoss
 from ganbench.nets.base import Generator
 
@@ -63,6 +64,8 @@ class GANModule(pl.LightningModule):
         self.g_steps = 0
         self.d_steps = 0
         self.diverged = False
+        self._d_auc_sum = 0.0
+        self._d_auc_steps = 0
 
     @property
     def sampling_generator(self) -> Generator:
@@ -80,6 +83,14 @@ class GANModule(pl.LightningModule):
             self.generator.compile()
             if self.loss.penalty is None:
                 self.discriminator.compile()
+
+    def take_discriminator_auc(self) -> float:
+        """D's mean pairwise accuracy (``pairwise_auc``) over its steps since the last call, averaged over the
+        processes; NaN when D took no step since then. Every rank must call it (it is a collective under DDP)."""
+        totals = torch.tensor([self._d_auc_sum, float(self._d_auc_steps)], dtype=torch.float64, device=self.device)
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        self._d_auc_sum, self._d_auc_steps = 0.0, 0
+        return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
 
     @property
     def remaining_g_steps(self) -> int:
@@ -103,6 +114,9 @@ class GANModule(pl.LightningModule):
         real_batches = batch.reshape(self.n_critic, -1, *batch.shape[1:])
         for real in real_batches:
             d_loss = self._discriminator_step(real, d_opt)
+            d_auc = pairwise_auc(d_loss.real_out, d_loss.fake_out)
+            self._d_auc_sum += d_auc.item()
+            self._d_auc_steps += 1
         g_loss = self._generator_step(real_batches.shape[1], g_opt)
 
         if not torch.isfinite(torch.stack([d_loss.total.detach(), g_loss.detach()])).all():
@@ -117,6 +131,7 @@ class GANModule(pl.LightningModule):
                     "train/penalty": d_loss.penalty,
                     "train/d_real": d_loss.real_out.mean(),
                     "train/d_fake": d_loss.fake_out.mean(),
+                    "train/d_auc": d_auc,
                     "train/d_grad_norm": _gradient_norm(self.discriminator),
                     "train/g_grad_norm": _gradient_norm(self.generator),
                     "train/g_step": float(self.g_steps),
@@ -152,8 +167,10 @@ class GANModule(pl.LightningModule):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Counters and the noise RNG, so that a resumed run continues the same random stream."""
+        """Counters, D's accuracy since the last evaluation and the noise RNG, so that a resumed run continues the same
+        random stream and evaluates as the uninterrupted run does."""
         checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
+        checkpoint["gan_d_auc"] = {"sum": self._d_auc_sum, "steps": self._d_auc_steps}  # since the last evaluation
         checkpoint["gan_rng"] = {
             "cpu": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -163,6 +180,8 @@ class GANModule(pl.LightningModule):
         """Only rank 0's RNG state is in the checkpoint: other ranks re-derive a distinct stream from it."""
         self.g_steps = checkpoint["gan_steps"]["g_steps"]
         self.d_steps = checkpoint["gan_steps"]["d_steps"]
+        d_auc = checkpoint.get("gan_d_auc", {"sum": 0.0, "steps": 0})  # absent in checkpoints of earlier versions
+        self._d_auc_sum, self._d_auc_steps = d_auc["sum"], d_auc["steps"]
         if self.global_rank == 0:
             torch.set_rng_state(checkpoint["gan_rng"]["cpu"])
             if checkpoint["gan_rng"]["cuda"] and torch.cuda.is_available():

@@ -53,6 +53,7 @@ class RunRecord:
     final: dict[str, float] | None = None
     best: dict[str, float] | None = None
     objective: float | None = None
+    warnings: list[str] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
     protocol: dict[str, Any] | None = None
     sample_image: str | None = None

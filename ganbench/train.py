@@ -17,6 +17,7 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -25,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganbench.analysis.wandb_runs import wandb_summary
 from ganbench.checkpointing import LaunchTimeLimit, PeriodicCheckpoint
+from ganbench.diagnostics import headline, warnings_of
 from ganbench.errors import UserError, find_user_error
 from ganbench.evaluation import Evaluation
 from ganbench.module import GANModule
@@ -42,7 +44,7 @@ PROGRESS_FILE = "progress.json"  # written by rank 0 during training (see Evalua
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Keys that do not change what a run computes: launching again with other values still resumes or skips the run
 # (a study's budget grows with search.trials_per_loss; the launcher, logger and time limit may change between launches).
-NOT_IDENTITY = ("parallel_jobs", "search.", "logger.", "training.time_limit")
+NOT_IDENTITY = ("parallel_jobs", "cpu_threads", "search.", "logger.", "training.time_limit")
 
 
 def build_module(cfg: DictConfig) -> GANModule:
@@ -136,6 +138,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
     record = record_from_config(cfg, "failed", overrides or [])
     earlier_wall_time = _earlier_wall_time(run_dir)
     OmegaConf.save(cfg, run_dir / RESOLVED_CONFIG, resolve=True)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers: list[Logger] = []
     started = time.perf_counter()
@@ -178,6 +182,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) ->
         record.protocol = progress["protocol"]
         record.final = record.history[-1] if record.history else None
         record.best = evaluation.best(record.history)
+        record.warnings = warnings_of(record.final)
     except BaseException as error:
         user_error = find_user_error(error)
         record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
@@ -199,15 +204,21 @@ def _report_failure(message: str, exit_code: int, in_multirun: bool) -> None:
 
 
 def _describe(record: RunRecord) -> str:
+    """The run's one result line: status, the protocol's final and best metrics, and the diagnostics' warnings."""
+
     def fmt(metrics: dict[str, float] | None) -> str:
-        shown = {k: v for k, v in (metrics or {}).items() if k != "g_step"}
+        shown = headline(metrics, record.primary_metric)
         return ", ".join(f"{k} {'n/a' if v is None else format(v, '.4g')}" for k, v in shown.items()) or "none"
 
-    return (
+    line = (
         f"{record.loss} on {record.dataset}: {record.status} after {record.g_steps} G steps in "
         f"{record.wall_time_s:.0f} s | final: {fmt(record.final)} | best {record.primary_metric}: "
         f"{fmt(record.best)}"
     )
+    final = record.final or {}
+    if "d_auc" in final:
+        line += f" | D accuracy {final['d_auc']:.2f}"
+    return line + "".join(f" | WARNING: {warning}" for warning in record.warnings)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

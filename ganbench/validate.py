@@ -8,6 +8,7 @@ from numbers import Real
 
 from omegaconf import DictConfig, OmegaConf
 
+from ganbench.batch_norm import CHOICES as BN_STATISTICS
 from ganbench.errors import UserError
 
 
@@ -37,7 +38,10 @@ RULES: tuple[Rule, ...] = (
     Rule("loss.objective.real_label", "in (0, 1]", lambda v: 0 < v <= 1),
     Rule("eval.num_samples", ">= 1", lambda v: v >= 1, integer=True),
     Rule("eval.every_n_g_steps", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("eval.standing_samples", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("cpu_threads", ">= 1", lambda v: v >= 1, integer=True),
 )
+CHOICES: dict[str, tuple[str, ...]] = {"eval.generator_bn": BN_STATISTICS}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -53,6 +57,10 @@ def validate(cfg: DictConfig) -> None:
                 f"{rule.key}={value!r} is invalid: it must be {kind} {rule.allowed}. "
                 f"Fix it on the command line, e.g. `ganbench-train {rule.key}=<value>`."
             )
+    for key, choices in CHOICES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{key}={value!r} is invalid: it must be one of {', '.join(choices)}.")
 
 
 def _replays_command_line(trainer: DictConfig) -> bool:

@@ -6,6 +6,7 @@ first to the last training batch (Trainer setup excluded), the plain loop likewi
 
     python scripts/bench_train.py                       # CPU: NS (1:1) and WGAN-GP (5:1), batch 64
     python scripts/bench_train.py --device cuda --precision bf16-mixed --compile
+    python scripts/bench_train.py --width cpu           # model=infogan_cpu's half-width networks
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ LOSSES = {
 }
 
 
-def networks(batch_norm: bool, device: str) -> tuple[InfoGANGenerator, InfoGANDiscriminator]:
+WIDTHS = {"paper": (1024, 64), "cpu": (512, 32)}  # (hidden, base_channels): model=infogan, model=infogan_cpu
+
+
+def networks(batch_norm: bool, device: str, width: str) -> tuple[InfoGANGenerator, InfoGANDiscriminator]:
     torch.manual_seed(0)
-    generator = InfoGANGenerator(image_size=28, channels=1)
-    discriminator = InfoGANDiscriminator(image_size=28, channels=1, batch_norm=batch_norm)
+    hidden, channels = WIDTHS[width]
+    generator = InfoGANGenerator(image_size=28, channels=1, hidden=hidden, base_channels=channels)
+    discriminator = InfoGANDiscriminator(
+        image_size=28, channels=1, batch_norm=batch_norm, hidden=hidden, base_channels=channels
+    )
     return generator.to(device), discriminator.to(device)
 
 
@@ -71,9 +78,11 @@ class _StepTimer(pl.Callback):
         self.ended = time.perf_counter()
 
 
-def lightning_steps_per_s(loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool) -> float:
+def lightning_steps_per_s(
+    loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool, width: str
+) -> float:
     make_loss, n_critic = LOSSES[loss_name]
-    generator, discriminator = networks(batch_norm=loss_name == "ns", device="cpu")
+    generator, discriminator = networks(batch_norm=loss_name == "ns", device="cpu", width=width)
     module = GANModule(
         generator,
         discriminator,
@@ -101,11 +110,13 @@ def lightning_steps_per_s(loss_name: str, steps: int, batch: int, device: str, p
     return (timer.steps - 1) / (timer.ended - timer.started)
 
 
-def plain_steps_per_s(loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool) -> float:
+def plain_steps_per_s(
+    loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool, width: str
+) -> float:
     """The same step as GANModule, written out: n_critic D steps on their own real batches, then one G step."""
     make_loss, n_critic = LOSSES[loss_name]
     loss = make_loss()
-    generator, discriminator = networks(batch_norm=loss_name == "ns", device=device)
+    generator, discriminator = networks(batch_norm=loss_name == "ns", device=device, width=width)
     if compile_:
         generator.compile()
         if loss.penalty is None:
@@ -151,15 +162,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--width", default="paper", choices=list(WIDTHS), help="the paper's networks or half width")
     args = parser.parse_args()
     print(
         f"device={args.device} precision={args.precision} compile={args.compile} batch={args.batch} "
-        f"threads={torch.get_num_threads()} torch={torch.__version__}"
+        f"width={args.width} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print("| loss | n_critic | GANModule G steps/s | plain G steps/s | ratio | GANModule real images/s |")
     print("|---|---|---|---|---|---|")
     for loss_name in args.losses:
-        settings = (loss_name, args.steps, args.batch, args.device, args.precision, args.compile)
+        settings = (loss_name, args.steps, args.batch, args.device, args.precision, args.compile, args.width)
         lightning, plain = [], []
         for _ in range(args.trials):
             lightning.append(lightning_steps_per_s(*settings))

@@ -36,7 +36,7 @@ def _check_composes(cfg: DictConfig) -> None:
     assert [group["lr"] for opt in optimizers for group in opt.param_groups] == [cfg.optim.lr] * 2
     assert instantiate(cfg.dataset).name == cfg.dataset.name
     evaluation = instantiate(cfg.eval)
-    assert evaluation.primary in {"modes", "fid", "f1"}
+    assert evaluation.primary in {"modes", "fid", "f1", "mean_gap"}
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -60,7 +60,7 @@ def test_every_model_composes_with_every_dataset_it_supports(make_config, model:
 
 def test_loss_carries_its_reference_defaults(make_config) -> None:
     """Lucic et al.'s D steps per G step and β1 come with the loss; the dataset sets the budget and learning rate."""
-    wgan_gp = make_config("loss=wgan_gp")
+    wgan_gp = make_config("loss=wgan_gp", "dataset=triangles")  # a benchmark without a conf/loss_dataset/ file
     assert wgan_gp.training.n_critic == 5 and wgan_gp.optim.beta1 == 0.5 and wgan_gp.loss.penalty.weight == 10
     ns = make_config("loss=ns")
     assert ns.training.n_critic == 1 and ns.optim.beta1 == 0.0
@@ -72,6 +72,40 @@ def test_command_line_overrides_win(make_config) -> None:
     cfg = make_config("loss=wgan_gp", "optim.lr=3e-4", "training.n_critic=2", "loss.penalty.weight=1")
     assert (cfg.optim.lr, cfg.training.n_critic, cfg.loss.penalty.weight) == (3e-4, 2, 1)
     assert cfg.optim.generator.lr == 3e-4 and cfg.optim.discriminator.lr == 3e-4
+
+
+def test_every_loss_dataset_file_names_a_loss_and_a_dataset() -> None:
+    """The group is selected by the name ``<loss>_<dataset>``: a misspelt file would never apply, silently."""
+    pairs = {f"{loss}_{dataset}" for loss in LOSSES for dataset in DATASETS}
+    assert set(_choices("loss_dataset")) <= pairs
+
+
+@pytest.mark.parametrize("dataset", ["ring", "grid"])
+def test_wgan_gp_gets_its_authors_toy_setting_on_the_mixtures(make_config, dataset: str) -> None:
+    """Gulrajani et al.'s gan_toy.py: λ 0.1 and Adam β2 0.9; the rest stays the loss's and the benchmark's."""
+    cfg = make_config("loss=wgan_gp", f"dataset={dataset}")
+    assert (cfg.loss.penalty.weight, cfg.optim.beta2) == (0.1, 0.9)
+    assert (cfg.training.n_critic, cfg.optim.beta1, cfg.optim.lr, cfg.training.g_steps) == (5, 0.5, 1e-3, 5000)
+    assert build_module(cfg).loss.penalty.weight == 0.1
+
+
+def test_a_pair_without_a_file_composes_as_before(make_config) -> None:
+    cfg = make_config("loss=wgan_gp", "dataset=triangles")
+    assert (cfg.loss.penalty.weight, cfg.optim.beta2) == (10.0, 0.999)
+    assert make_config("loss=dragan").loss.penalty.weight == 10.0 and make_config("loss=ns").optim.beta2 == 0.999
+
+
+def test_command_line_overrides_win_over_the_benchmark_setting(make_config) -> None:
+    """As the search's drawn λ (a sweeper override is a command-line override)."""
+    cfg = make_config("loss=wgan_gp", "dataset=grid", "loss.penalty.weight=3", "optim.beta2=0.99")
+    assert (cfg.loss.penalty.weight, cfg.optim.beta2) == (3, 0.99)
+
+
+def test_presets_see_the_dataset_they_end_up_with(make_config) -> None:
+    """study_cpu takes the dataset from the command line; triangles_cpu overrides /dataset itself."""
+    assert make_config("experiment=study_cpu", "dataset=grid", "loss=wgan_gp").loss.penalty.weight == 0.1
+    assert make_config("experiment=study_cpu", "dataset=ring", "loss=wgan_gp").loss.penalty.weight == 0.1
+    assert make_config("experiment=triangles_cpu", "loss=wgan_gp").loss.penalty.weight == 10.0
 
 
 def test_rmsprop_selectable(make_config) -> None:

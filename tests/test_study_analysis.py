@@ -126,6 +126,7 @@ def test_best_per_loss_table() -> None:
         "n_seeds",
         "diverged_share",
         "failed_share",
+        "flagged_share",
     ]
     assert list(table.index) == ["ns", "wgan", "lsgan"], "search losses first, in the order of their runs"
     ns = table.loc["ns"]
@@ -140,6 +141,7 @@ def test_best_per_loss_table() -> None:
     lsgan = table.loc["lsgan"]
     assert math.isnan(lsgan["best_search"]) and lsgan["seeds_mean"] == 12.0 and math.isnan(lsgan["seeds_std"])
     assert lsgan["n_search"] == 0 and math.isnan(lsgan["diverged_share"]) and math.isnan(lsgan["failed_share"])
+    assert table.loc["ns", "flagged_share"] == 0.0 and math.isnan(lsgan["flagged_share"])
     higher = best_per_loss(STUDY, higher_is_better=True).set_index("loss")
     assert higher.loc["ns", "best_search"] == 31337.0, "the worst-case score is a score: the direction decides"
 
@@ -212,3 +214,9 @@ def test_best_search_run_ties_go_to_the_protocols_tie_breakers() -> None:
         }
     )
     assert best_search_runs(ring, higher_is_better=True).loc["ns", "run"] == "wide/ns/1"
+
+
+def test_flagged_share_counts_the_search_runs_that_learned_nothing() -> None:
+    warnings = ["collapsed generator (sample spread 0.01 of the data's)", "", None, "", "", "", "", "", "", "", "", ""]
+    table = best_per_loss(STUDY.assign(warnings=warnings), higher_is_better=False).set_index("loss")
+    assert table.loc["ns", "flagged_share"] == 0.25 and table.loc["wgan", "flagged_share"] == 0.0

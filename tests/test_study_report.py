@@ -25,6 +25,7 @@ from tests.conftest import run_cli
 
 TRIANGLES = {"metric": "f1", "higher_is_better": True, "worst": 0.0}
 MNIST = {"metric": "fid", "higher_is_better": False, "worst": 31337.0}
+CURVE_DELTAS = (0.5, 1.0, 2.0)  # a triangle record's curve: precision@1 = precision
 # Per dataset: (phase, loss, trial or seed, status, primary score); None: the run never evaluated.
 TRIANGLE_RUNS = [
     *[("wide", "ns", t, "completed", s) for t, s in enumerate([0.2, 0.6, 0.4])],
@@ -68,8 +69,15 @@ def _overrides(dataset: str, loss: str, phase: str, index: int) -> list[str]:
 
 
 def _metrics(metric: str, score: float) -> dict[str, float]:
+    """An evaluation's metrics; the triangle scorer's also carry its P(δ) and R(δ) curves ("precision@0.5")."""
     if metric == "f1":
-        return {"g_step": 100.0, "f1": score, "precision": score + 0.1, "recall": score - 0.05}
+        precision, recall = score + 0.1, score - 0.05
+        curves = {
+            f"{name}@{d:g}": min(1.0, value * d)
+            for name, value in [("precision", precision), ("recall", recall)]
+            for d in CURVE_DELTAS
+        }
+        return {"g_step": 100.0, "f1": score, "precision": precision, "recall": recall, **curves}
     return {"g_step": 100.0, "fid": score, "is": 5.0}
 
 
@@ -92,6 +100,8 @@ def _record(
     if score is not None:
         record.primary_metric, record.higher_is_better = protocol["metric"], protocol["higher_is_better"]
         record.final = record.best = _metrics(protocol["metric"], score)
+        if protocol["metric"] == "f1":
+            record.protocol = {"scorers": {"triangles": {"delta": 1.0}}}  # the δ of precision and recall
     record.objective = search_objective(record, protocol["worst"])
     return record
 
@@ -186,9 +196,26 @@ def test_budget_axis_keeps_to_completed_scores_only_when_worst_scores_stretch_it
 
 
 def test_figures_load(report_dir: Path) -> None:
-    for name in ["triangles_scores.png", "triangles_budget.png", "mnist_scores.png", "mnist_budget.png"]:
+    names = ["triangles_scores.png", "triangles_budget.png", "triangles_pr_delta.png", "mnist_scores.png"]
+    for name in [*names, "mnist_budget.png"]:
         image = mpimg.imread(report_dir / name)
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300, name
+    assert not (report_dir / "mnist_pr_delta.png").exists(), "FID records carry no P(δ), R(δ) curves"
+
+
+def test_pr_delta_csv_holds_the_curves_of_each_loss_best_search_run(report_dir: Path) -> None:
+    curves = _csv(report_dir / "triangles_pr_delta.csv")
+    assert list(curves.columns) == ["loss", "run", "delta", "precision", "recall"]
+    assert curves.groupby("loss")["run"].unique().map(list).to_dict() == {
+        "lsgan": ["triangles/wide/lsgan/0"],
+        "ns": ["triangles/wide/ns/1"],
+        "wgan": ["triangles/wide/wgan/0"],
+    }, "the best search run of each loss, as the metrics table"
+    ns = curves[curves["loss"] == "ns"]
+    assert list(ns["delta"]) == list(CURVE_DELTAS)
+    assert list(ns["precision"]) == pytest.approx([0.35, 0.7, 1.0]) and list(ns["recall"]) == pytest.approx(
+        [0.275, 0.55, 1.0]
+    )
 
 
 def test_study_markdown_holds_tables_figures_and_commands(report_dir: Path) -> None:
@@ -200,6 +227,9 @@ def test_study_markdown_holds_tables_figures_and_commands(report_dir: Path) -> N
     assert "| ns     | triangles/wide/ns/1    |             0.6 |                    0.7 |" in markdown
     for name in ["triangles_scores.png", "triangles_budget.png", "triangles_table2.csv", "triangles_metrics.csv"]:
         assert name in markdown
+    assert "triangles_pr_delta.png" in markdown and "triangles_pr_delta.csv" in markdown
+    assert "Dashed: the protocol's δ = 1, where precision, recall and F1 are reported." in markdown
+    assert "mnist_pr_delta" not in markdown
     assert "nan" not in markdown.lower()
     commands = [line for line in markdown.splitlines() if line.startswith("ganbench-train -m ")]
     assert len(commands) == 5, "one per loss of each dataset"
@@ -340,7 +370,9 @@ def test_wandb_summary_round_trips_to_the_record(make_config: Callable[..., Dict
     published.best = {"g_step": 4000.0, "modes": 7.0, "high_quality": 0.5}
     published.final = {"g_step": 5000.0, "modes": 6.0, "high_quality": 0.4}
     published.objective = search_objective(published, 0.0)
+    published.warnings = ["samples off the data (mean 0.50 vs 0.00, gap 0.71 data spreads)"]
     read = wandb_record(config, wandb_summary(published))
     assert read is not None
     assert (read.status, read.overrides, read.objective, read.g_steps) == ("completed", overrides, 7.0, 5000)
     assert (read.best, read.final, read.trial, read.phase) == (published.best, published.final, 2, "wide")
+    assert read.warnings == published.warnings

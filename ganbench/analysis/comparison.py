@@ -9,13 +9,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ganbench.analysis.runs import IDENTITY_COLUMNS
+from ganbench.diagnostics import is_headline
+
+
+def _metric_columns(runs: pd.DataFrame, stage: str) -> list[str]:
+    """The ``<stage>_<metric>`` columns (stage: final, best) of the protocols' metrics (``is_headline``), and the
+    best evaluation's G step."""
+    primaries = set(runs["primary_metric"].dropna()) if "primary_metric" in runs else set()
+    names = {c: c.removeprefix(f"{stage}_") for c in runs.columns if c.startswith(f"{stage}_")}
+    return [c for c, name in names.items() if name in primaries or is_headline(name) or c == "best_g_step"]
 
 
 def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Identity and status, then the final metrics, then the best evaluation, in the records' own order."""
-    final = [c for c in runs.columns if c.startswith("final_")]
-    best = [c for c in runs.columns if c.startswith("best_")]
-    return runs[[*IDENTITY_COLUMNS, *final, *best]]
+    """Identity and status, then the final metrics, then the best evaluation, in the records' own order, then D's
+    final accuracy and the diagnostics' warnings (ganbench.diagnostics)."""
+    final, best = _metric_columns(runs, "final"), _metric_columns(runs, "best")
+    checks = [c for c in ("final_d_auc", "warnings") if c in runs.columns]
+    return runs[[*IDENTITY_COLUMNS, *final, *best, *checks]]
 
 
 def samples_figure(runs: pd.DataFrame, columns: int = 5) -> Figure | None:

@@ -32,7 +32,15 @@ def record_row(run: str, record: dict[str, Any], run_dir: Path | None = None) ->
     image = record["sample_image"]
     row["sample_image"] = str(run_dir / image) if image and run_dir is not None else None
     row["error"] = record["error"]
+    row["warnings"] = "; ".join(record.get("warnings") or [])
+    row["delta"] = _threshold(record.get("protocol"))
     return row
+
+
+def _threshold(protocol: dict[str, Any] | None) -> float | None:
+    """The distance threshold δ of a protocol whose scorer has one (triangles' precision and recall), else None."""
+    scorers = (protocol or {}).get("scorers") or {}
+    return next((scorer["delta"] for scorer in scorers.values() if "delta" in scorer), None)
 
 
 def load_runs(root: Path) -> pd.DataFrame:

@@ -31,6 +31,7 @@ TABLE_COLUMNS = [
     "n_seeds",
     "diverged_share",
     "failed_share",
+    "flagged_share",
 ]
 
 
@@ -129,12 +130,20 @@ def _share(statuses: pd.Series, status: str) -> float:
     return float((statuses == status).mean()) if len(statuses) else np.nan
 
 
+def _flagged_share(runs: pd.DataFrame) -> float:
+    """Share of the runs whose final evaluation the diagnostics flag (collapsed or off the data; ganbench.diagnostics)
+    — runs that learned nothing."""
+    if not len(runs):
+        return np.nan
+    return float((runs["warnings"].fillna("") != "").mean()) if "warnings" in runs else 0.0
+
+
 def best_per_loss(runs: pd.DataFrame, higher_is_better: bool, search_phase: str = "wide") -> pd.DataFrame:
     """The paper's Table 2 per loss: best objective of the search phase, mean ± sample std over the seeds phase.
 
     The objective already scores diverged and failed runs with the protocol's worst value, so they count against
     their loss; a missing (NaN) objective is skipped. diverged_share and failed_share (of the loss's search runs) keep
-    the instability visible beside the best score, which hides it.
+    the instability visible beside the best score, which hides it; flagged_share the runs that learned nothing.
     """
     search_runs = runs[runs["phase"] == search_phase]
     seeds_runs = runs[runs["phase"] == SEEDS_PHASE]
@@ -153,6 +162,7 @@ def best_per_loss(runs: pd.DataFrame, higher_is_better: bool, search_phase: str 
                 "n_seeds": int((seeds_runs["loss"] == loss).sum()),
                 "diverged_share": _share(search["status"], "diverged"),
                 "failed_share": _share(search["status"], "failed"),
+                "flagged_share": _flagged_share(search),
             }
         )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ganbench.analysis.runs import load_runs
 from ganbench.analysis.study import (
@@ -28,11 +30,14 @@ from ganbench.analysis.study import (
     plot_search_scores,
     search_phase_of,
 )
+from ganbench.diagnostics import is_headline
 
 STUDY_PHASES = (*SEARCH_PHASES, SEEDS_PHASE)
 DEFAULT_SEEDS = 50
 STUDY_MARKDOWN = "study.md"
 _DROPPED_OVERRIDE = re.compile(r"^(search(\..*)?|seed)=")
+_CURVE_METRICS = ("precision", "recall")
+_CURVE_COLUMN = re.compile(r"^best_(precision|recall)@(.+)$")  # the triangle scorer's P(δ), R(δ): "precision@1.5"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class StudySection:
     curves: dict[str, pd.DataFrame]
     commands: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)
+    delta: float | None = None  # the protocol's distance threshold, where it has one (triangles)
 
 
 def is_study(runs: pd.DataFrame) -> bool:
@@ -78,8 +84,10 @@ def seeds_commands(
 
 
 def metric_names(runs: pd.DataFrame, primary: str) -> list[str]:
-    """The protocol's metrics recorded for these runs (``best_<metric>`` columns with a value), primary first."""
-    names = [c.removeprefix("best_") for c in runs.columns if c.startswith("best_") and c != "best_g_step"]
+    """The protocol's metrics recorded for these runs (``best_<metric>`` columns with a value), primary first; the
+    threshold curves ("precision@1.5") have their own figure, the diagnostics their column in the run table."""
+    names = [c.removeprefix("best_") for c in runs.columns if c.startswith("best_")]
+    names = [name for name in names if is_headline(name, primary)]
     present = [name for name in names if runs[f"best_{name}"].notna().any()]
     return sorted(present, key=lambda name: name != primary)
 
@@ -150,6 +158,7 @@ def table2_markdown(section: StudySection) -> str:
             "seed runs": table["n_seeds"],
             "diverged": table["diverged_share"].map(_percent),
             "failed": table["failed_share"].map(_percent),
+            "learned nothing": table["flagged_share"].map(_percent),
         }
     )
     return markdown_table(shown)
@@ -200,6 +209,51 @@ def budget_axis_limits(
     return (low - pad, high + pad) if np.ptp(bounds) > zoom * (high - low + 2 * pad) else None
 
 
+def delta_curves(runs: pd.DataFrame, higher_is_better: bool, search_phase: str = "wide") -> pd.DataFrame:
+    """Per loss, precision and recall against δ at its best search run's best evaluation (a row per loss and δ);
+    empty when no record holds ``precision@<δ>`` curves."""
+    columns = {(m[1], float(m[2])): c for c in runs.columns if (m := _CURVE_COLUMN.match(c))}
+    deltas = sorted({delta for _, delta in columns})
+    rows = [
+        {"loss": loss, "run": run["run"], "delta": delta}
+        | {metric: run[columns[metric, delta]] if (metric, delta) in columns else None for metric in _CURVE_METRICS}
+        for loss, run in best_search_runs(runs, higher_is_better, search_phase).iterrows()
+        for delta in deltas
+    ]
+    curves = pd.DataFrame(rows, columns=["loss", "run", "delta", *_CURVE_METRICS])
+    return curves.astype(dict.fromkeys(_CURVE_METRICS, float)).dropna(subset=list(_CURVE_METRICS), how="all")
+
+
+def _protocol_delta(runs: pd.DataFrame, curves: pd.DataFrame) -> float | None:
+    """The δ recorded in the protocol of the runs whose curves are drawn (None when unknown or not one value)."""
+    deltas = runs.loc[runs["run"].isin(curves["run"]), "delta"].dropna().unique() if "delta" in runs else []
+    return float(deltas[0]) if len(deltas) == 1 else None
+
+
+def plot_delta_curves(curves: pd.DataFrame, delta: float | None, title: str) -> Figure:
+    """P(δ) and R(δ) side by side, a line per loss, the protocol's δ marked: how much a ranking owes to δ."""
+    figure = Figure(figsize=(9.6, 4.2))
+    axes = figure.subplots(1, 2, sharey=True)
+    deltas = sorted(curves["delta"].unique())
+    for ax, metric in zip(axes, _CURVE_METRICS, strict=True):
+        for loss, curve in curves.groupby("loss", sort=False):
+            ax.plot(curve["delta"], curve[metric], marker="o", markersize=3, label=loss)
+        if delta is not None:
+            ax.axvline(delta, color="grey", linestyle="--", label=f"protocol's δ = {delta:g}")
+        ax.set_xscale("log")
+        ax.set_xticks(deltas, [f"{d:g}" for d in deltas], fontsize=8, rotation=45)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("δ (L2 distance, pixels in [0, 1])")
+        ax.set_title(f"{metric}(δ)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share within δ (best search run of each loss)")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[1].legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def write_section_files(section: StudySection, runs: pd.DataFrame, out_dir: Path) -> dict[str, str]:
     """The section's CSVs and PNGs, named ``<dataset>_<what>``; returns their names by what they show."""
     stem, label = _file_stem(section.dataset), f"{section.metric} ({direction(section.higher_is_better)})"
@@ -221,6 +275,13 @@ def write_section_files(section: StudySection, runs: pd.DataFrame, out_dir: Path
         figure = plot_budget_curves(section.curves, label, title, log_x=budgets > 10, ylim=limits)
         files["budget"] = f"{stem}_budget.png"
         figure.savefig(out_dir / files["budget"], dpi=120)
+    curves = delta_curves(runs, section.higher_is_better, section.search_phase) if section.search_phase else None
+    if curves is not None and not curves.empty:
+        files["pr_delta_csv"], files["pr_delta"] = f"{stem}_pr_delta.csv", f"{stem}_pr_delta.png"
+        curves.to_csv(out_dir / files["pr_delta_csv"], index=False)
+        title = f"{section.dataset}: precision and recall against δ, best {section.search_phase} run of each loss"
+        section.delta = _protocol_delta(runs, curves)
+        plot_delta_curves(curves, section.delta, title).savefig(out_dir / files["pr_delta"], dpi=120)
     return files
 
 
@@ -248,6 +309,18 @@ def section_markdown(section: StudySection) -> str:
             "stretch the y axis far beyond the completed runs' scores, it spans the latter only: at small budgets a "
             "curve may then start beyond it.\n\n"
             f"![expected best against budget]({files['budget']})\n\nCSV: `{files['budget_csv']}`"
+        )
+    if "pr_delta" in files:
+        marked = (
+            f"Dashed: the protocol's δ = {section.delta:g}, where precision, recall and F1 are reported."
+            if section.delta is not None
+            else ""
+        )
+        parts.append(
+            "### Precision and recall against δ\n\n"
+            f"The best evaluation of each loss's best search run, its shares within each δ of the scorer's curve. "
+            f"{marked}\n\n"
+            f"![precision and recall against delta]({files['pr_delta']})\n\nCSV: `{files['pr_delta_csv']}`"
         )
     parts.append(
         "### Metrics at each loss's best search run and mean over the seeds phase\n\n"

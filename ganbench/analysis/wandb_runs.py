@@ -42,7 +42,7 @@ def wandb_summary(record: RunRecord) -> dict[str, Any]:
     """What a run publishes in its W&B summary: status, objective and overrides, ``final/<metric>`` and
     ``best/<metric>``, so dashboards sort runs by them and ``wandb_record`` rebuilds the record."""
     summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
-    summary |= {"objective": record.objective, "overrides": record.overrides}
+    summary |= {"objective": record.objective, "overrides": record.overrides, "warnings": record.warnings}
     summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
     return summary | {f"best/{k}": v for k, v in (record.best or {}).items()}
 
@@ -58,6 +58,7 @@ def wandb_record(config: Mapping[str, Any], summary: Mapping[str, Any]) -> RunRe
     record.primary_metric, record.higher_is_better = cfg.eval.primary, cfg.eval.higher_is_better
     record.g_steps, record.wall_time_s = summary.get("g_steps", 0), summary.get("wall_time_s", 0.0)
     record.final, record.best = _stage(summary, "final"), _stage(summary, "best")
+    record.warnings = list(summary.get("warnings", []))
     record.versions, record.command = {}, []
     record.objective = search_objective(record, cfg.eval.worst_score)
     return record

@@ -63,6 +63,12 @@ class ImageDataModule(pl.LightningDataModule):
         """Real images for the evaluation protocol."""
         return self.split_dataset(split)
 
+    def reference_samples(self, count: int, split: str = "test") -> Tensor:
+        """The first ``count`` images of ``split``, (count, C, H, W): real images to compare generated ones with
+        (ganbench.diagnostics)."""
+        dataset = self.eval_dataset(split)
+        return torch.stack([dataset[i] for i in range(min(count, len(dataset)))])  # type: ignore[arg-type]
+
     def reference_id(self, split: str) -> str:
         """Identifies the real images of ``split`` for caches: dataset, split, resolution and channels."""
         return f"{self.name}-{split}-{self.image_size}px-{self.channels}ch"

@@ -69,6 +69,9 @@ class _MixtureStream(IterableDataset):
             yield self.mixture.sample(self.batch_size, generator)
 
 
+REFERENCE_SEED = 2**31 - 1  # the reference draws: far from the training seeds (seed + rank, batch_seed)
+
+
 class MixtureDataModule(pl.LightningDataModule):
     """Training data for one GAN step: ``batches_per_step`` real batches concatenated (the trainer sets it to
     n_critic, so every discriminator step sees its own real batch).
@@ -93,3 +96,7 @@ class MixtureDataModule(pl.LightningDataModule):
         stream = _MixtureStream(self.mixture, per_process * self.batches_per_step, self.seed, rank, start)
         # An own generator: creating the iterator must not draw from the global RNG, or a resumed run's noise shifts.
         return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(self.seed))
+
+    def reference_samples(self, count: int) -> Tensor:
+        """Real points to compare generated ones with (ganbench.diagnostics): fixed draws, the same for every run."""
+        return self.mixture.sample(count, generator=torch.Generator().manual_seed(REFERENCE_SEED))

@@ -18,6 +18,7 @@ BN_MOMENTUM = 0.001
 BN_EPS = 1e-3
 LEAK = 0.2
 HIDDEN = 1024  # width of the fully connected hidden layer in G and D
+CHANNELS = 64  # channels of the first convolution of D (and the last deconvolution of G); the other has twice as many
 
 
 def _batch_norm(enabled: bool, features: int, dims: int) -> nn.Module:
@@ -38,22 +39,25 @@ class InfoGANGenerator(Generator):
         channels: int = 1,
         latent_dim: int = 64,
         latent_distribution: LatentDistribution = "uniform",
+        hidden: int = HIDDEN,
+        base_channels: int = CHANNELS,
     ) -> None:
         super().__init__(latent_dim, latent_distribution)
         check_image_size("infogan", image_size, SUPPORTED_SIZES)
         base = image_size // 4
+        wide = 2 * base_channels
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, HIDDEN),
-            _batch_norm(True, HIDDEN, dims=1),
+            nn.Linear(latent_dim, hidden),
+            _batch_norm(True, hidden, dims=1),
             nn.LeakyReLU(LEAK),
-            nn.Linear(HIDDEN, 128 * base * base),
-            _batch_norm(True, 128 * base * base, dims=1),
+            nn.Linear(hidden, wide * base * base),
+            _batch_norm(True, wide * base * base, dims=1),
             nn.LeakyReLU(LEAK),
-            nn.Unflatten(1, (128, base, base)),
-            nn.ConvTranspose2d(128, 64, kernel_size=4, stride=2, padding=1),
-            _batch_norm(True, 64, dims=2),
+            nn.Unflatten(1, (wide, base, base)),
+            nn.ConvTranspose2d(wide, base_channels, kernel_size=4, stride=2, padding=1),
+            _batch_norm(True, base_channels, dims=2),
             nn.LeakyReLU(LEAK),
-            nn.ConvTranspose2d(64, channels, kernel_size=4, stride=2, padding=1),
+            nn.ConvTranspose2d(base_channels, channels, kernel_size=4, stride=2, padding=1),
         )
         normal_init_(self, truncate_conv=True)
 
@@ -64,24 +68,33 @@ class InfoGANGenerator(Generator):
 class InfoGANDiscriminator(nn.Module):
     """conv 64 → LReLU → conv 128 → [BN] → LReLU → fc 1024 → [BN] → LReLU → fc 1: one raw logit per example.
 
-    ``batch_norm`` is the paper's "BN in D" hyperparameter (on by default, off for WGAN-GP and BEGAN).
+    ``batch_norm`` is the paper's "BN in D" hyperparameter (on by default, off for WGAN-GP and BEGAN). ``hidden`` and
+    ``base_channels`` default to the paper's widths; ``model=infogan_cpu`` narrows both for laptop budgets.
     """
 
-    def __init__(self, image_size: int = 28, channels: int = 1, batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        image_size: int = 28,
+        channels: int = 1,
+        batch_norm: bool = True,
+        hidden: int = HIDDEN,
+        base_channels: int = CHANNELS,
+    ) -> None:
         super().__init__()
         check_image_size("infogan", image_size, SUPPORTED_SIZES)
         base = image_size // 4
+        wide = 2 * base_channels
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 64, kernel_size=4, stride=2, padding=1),
+            nn.Conv2d(channels, base_channels, kernel_size=4, stride=2, padding=1),
             nn.LeakyReLU(LEAK),
-            nn.Conv2d(64, 128, kernel_size=4, stride=2, padding=1),
-            _batch_norm(batch_norm, 128, dims=2),
+            nn.Conv2d(base_channels, wide, kernel_size=4, stride=2, padding=1),
+            _batch_norm(batch_norm, wide, dims=2),
             nn.LeakyReLU(LEAK),
             nn.Flatten(),
-            nn.Linear(128 * base * base, HIDDEN),
-            _batch_norm(batch_norm, HIDDEN, dims=1),
+            nn.Linear(wide * base * base, hidden),
+            _batch_norm(batch_norm, hidden, dims=1),
             nn.LeakyReLU(LEAK),
-            nn.Linear(HIDDEN, 1),
+            nn.Linear(hidden, 1),
         )
         normal_init_(self, truncate_conv=True)
 

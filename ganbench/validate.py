@@ -39,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     Rule("eval.num_samples", ">= 1", lambda v: v >= 1, integer=True),
     Rule("eval.every_n_g_steps", ">= 1", lambda v: v >= 1, integer=True),
     Rule("eval.standing_samples", ">= 1", lambda v: v >= 1, integer=True),
+    Rule("eval.num_diagnostic_real", ">= 2", lambda v: v >= 2, integer=True),  # a spread needs two samples
     Rule("cpu_threads", ">= 1", lambda v: v >= 1, integer=True),
 )
 CHOICES: dict[str, tuple[str, ...]] = {"eval.generator_bn": BN_STATISTICS}

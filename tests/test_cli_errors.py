@@ -19,6 +19,10 @@ INVALID = [
     ("training.g_steps=0", "training.g_steps", ">= 1"),
     ("loss.objective.real_label=1.5", "loss.objective.real_label", "in (0, 1]"),
     ("training.n_critic=2.5", "training.n_critic", "an integer"),
+    ("eval.generator_bn=moving", "eval.generator_bn", "one of running, standing, batch"),
+    ("eval.standing_samples=0", "eval.standing_samples", ">= 1"),
+    ("eval.num_diagnostic_real=1", "eval.num_diagnostic_real", ">= 2"),
+    ("cpu_threads=0", "cpu_threads", ">= 1"),
 ]
 
 
@@ -33,7 +37,7 @@ def test_defaults_are_valid(make_config) -> None:
     validate(make_config())
 
 
-@pytest.mark.parametrize(("overrides", "key", "allowed"), [INVALID[0], INVALID[2], INVALID[3], INVALID[5]])
+@pytest.mark.parametrize(("overrides", "key", "allowed"), [INVALID[0], INVALID[2], INVALID[3], INVALID[5], INVALID[9]])
 def test_cli_rejects_invalid_value(tmp_path: Path, overrides: str, key: str, allowed: str) -> None:
     result = run_cli("ganbench-train", *overrides.split(), *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2

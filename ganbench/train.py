@@ -9,6 +9,7 @@ the run's error.log; inside a multirun such a job is recorded as failed and the 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import traceback
@@ -215,9 +216,9 @@ def _describe(record: RunRecord) -> str:
         f"{record.wall_time_s:.0f} s | final: {fmt(record.final)} | best {record.primary_metric}: "
         f"{fmt(record.best)}"
     )
-    final = record.final or {}
-    if "d_auc" in final:
-        line += f" | D accuracy {final['d_auc']:.2f}"
+    d_auc = (record.final or {}).get("d_auc")
+    if d_auc is not None and math.isfinite(d_auc):  # NaN (stored as null): D took no step since the last evaluation
+        line += f" | D accuracy {d_auc:.2f}"
     return line + "".join(f" | WARNING: {warning}" for warning in record.warnings)
 
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import wandb
 
 from ganbench.errors import UserError
@@ -95,3 +96,13 @@ def test_a_different_run_never_resumes_another_runs_checkpoint(make_config, tmp_
     with pytest.raises(UserError, match=r"different run \(differs in loss.name"):
         train(make_config("loss=lsgan", *FAST), tmp_path)
     assert (tmp_path / "summary.json").read_text() == before, "the existing run's record is untouched"
+
+
+def test_cpu_threads_sets_torch_threads_for_the_run(make_config, tmp_path: Path) -> None:
+    """launcher=parallel sets cpu_threads=1 so that parallel runs do not oversubscribe the cores."""
+    before = torch.get_num_threads()
+    try:
+        train(make_config(*FAST, "cpu_threads=1"), tmp_path)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -1,5 +1,5 @@
 """Did the generator learn anything? Cheap checks next to every evaluation, so that a run whose samples are grey noise
-or one repeated image can never pass as a finished comparison (docs/evaluation.md, "Diagnostics").
+or one repeated image can never pass as a finished comparison (docs/evaluation.md, "did G learn anything?").
 
 The checks compare the evaluation's generated samples with real ones on first and second moments, and report how well
 D told real from fake during the training since the previous evaluation. They are a sanity net, not a metric: a run

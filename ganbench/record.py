@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganbench.atomic import atomic_path
 
 SUMMARY_FILE = "summary.json"
-Status = Literal["completed", "diverged", "timed_out", "failed"]
+Status = Literal["completed", "diverged", "timed_out", "interrupted", "failed"]
 _VERSIONED_PACKAGES = ("ganbench", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "wandb")
 
 

@@ -2,22 +2,45 @@
 
 torchvision's own dataset classes read the files from where torchvision keeps them under ``root`` (the config's
 ``data_root``), so a folder prepared by torchvision elsewhere works as is. Nothing is downloaded unless
-``download=true``: a missing or corrupt dataset, or a failed download, is a UserError naming the folder, the files
-expected there and how to get them (protocol and layout: docs/datasets.md).
+``download=true``: a missing dataset, or a failed download, is a UserError naming the folder, the files expected there
+and how to get them; a file that is there but cannot be parsed is a CorruptFileError naming it, what is wrong and how
+to fetch it again (protocol and layout: docs/datasets.md).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
+from torchvision.datasets.utils import check_integrity
 
+from ganbench.data.idx import IMAGES, LABELS, check_idx
 from ganbench.data.images import ImageDataModule, ImagesOnly
-from ganbench.errors import UserError
+from ganbench.errors import CorruptFileError, UserError
+
+# What parsing a corrupt file raises inside torchvision's dataset classes (unpickling a batch, which may name any
+# module or attribute; reading the CSV-like annotations; the IDX reader's asserts), and what PIL raises decoding a
+# broken or truncated image.
+PARSE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ImportError,
+    AssertionError,
+)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -30,9 +53,13 @@ class Source:
     folder: str  # relative to root, where torchvision looks
     contents: str
     how_to_get: str
+    idx_prefixes: dict[str, str] = field(default_factory=dict)  # split → prefix of its IDX files (MNIST-likes)
+    checksums: Callable[[Any], list[tuple[str, str]]] = lambda cls: []  # (file in folder, md5) torchvision checks
+    image_folder: str | None = None  # in folder: the images decoded on access, <image_folder>/<dataset.filename[i]>
 
 
 _TRAIN_FLAG = {"train": {"train": True}, "test": {"train": False}}
+_IDX_PREFIXES = {"train": "train", "test": "t10k"}
 _IDX = "the uncompressed IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
 _IDX += "t10k-labels-idx1-ubyte"
 _GUNZIP = "or gunzip the four *-ubyte.gz files of {} into that folder"
@@ -45,6 +72,7 @@ SOURCES: dict[str, Source] = {
         "MNIST/raw",
         _IDX,
         _GUNZIP.format("https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        _IDX_PREFIXES,
     ),
     "FashionMNIST": Source(
         datasets.FashionMNIST,
@@ -52,7 +80,11 @@ SOURCES: dict[str, Source] = {
         1,
         "FashionMNIST/raw",
         _IDX,
-        _GUNZIP.format("https://github.com/zalandoresearch/fashion-mnist"),
+        _GUNZIP.format(
+            "https://github.com/zalandoresearch/fashion-mnist or of Debian's package dataset-fashion-mnist "
+            "(in /usr/share/datasets/fashion-mnist/; apt-get install --reinstall dataset-fashion-mnist restores them)"
+        ),
+        _IDX_PREFIXES,
     ),
     "CIFAR10": Source(
         datasets.CIFAR10,
@@ -61,6 +93,7 @@ SOURCES: dict[str, Source] = {
         "cifar-10-batches-py",
         "the pickle batches data_batch_1 … data_batch_5, test_batch and batches.meta (checked against their md5)",
         "or unpack cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into data_root",
+        checksums=lambda cls: [*map(tuple, cls.train_list + cls.test_list), (cls.meta["filename"], cls.meta["md5"])],
     ),
     "CelebA": Source(
         datasets.CelebA,
@@ -72,8 +105,44 @@ SOURCES: dict[str, Source] = {
         "which needs the gdown package (Google Drive often refuses with a quota error), or download "
         "img_align_celeba.zip and the five .txt files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html and "
         "unzip the images there",
+        checksums=lambda cls: [(name, md5) for _, md5, name in cls.file_list if not name.endswith(".zip")],
+        image_folder="img_align_celeba",
     ),
 }
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as ``Type: message`` on one line, to quote inside a one-line error message."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+@contextmanager
+def corrupt_file_named(
+    path: Path, problem: str, fix: str, errors: tuple[type[BaseException], ...] = PARSE_ERRORS
+) -> Iterator[None]:
+    """Turns a parser's error on a corrupt file into one CorruptFileError naming ``path`` (the file where it is known,
+    else its folder), so that the CLI prints one line instead of a bare assert or a library traceback."""
+    try:
+        yield
+    except errors as error:
+        raise CorruptFileError(path, f"{problem} ({one_line(error)})", fix) from error
+
+
+class CorruptImagesNamed(Dataset):
+    """A dataset that decodes image files on access (CelebA): a broken image stops the run naming that file."""
+
+    def __init__(self, dataset: Any, image_folder: Path, fix: str) -> None:
+        self.dataset = dataset
+        self.image_folder = image_folder
+        self.fix = fix
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        image_file = self.image_folder / self.dataset.filename[index]
+        with corrupt_file_named(image_file, "cannot decode the image", self.fix, DECODE_ERRORS):
+            return self.dataset[index]
 
 
 def to_symmetric_range(image: Tensor) -> Tensor:
@@ -137,15 +206,68 @@ class TorchvisionDataModule(ImageDataModule):
     def _load(self, split: str) -> Dataset:
         if split not in self.source.splits:
             raise UserError(f"{self.name} has no split '{split}': choose one of {', '.join(self.source.splits)}.")
+        self._check_idx_files(split)
         cls = self.source.dataset_class
+        folder = Path(self.expected_folder())
         try:
-            return cls(self.root, transform=self.transform, download=self.download, **self.source.splits[split])
+            with corrupt_file_named(folder, "torchvision cannot parse the files in it", self._refetch_fix()):
+                dataset = cls(self.root, transform=self.transform, download=self.download, **self.source.splits[split])
         except (RuntimeError, OSError) as error:  # files missing or corrupt; or the download failed (no network)
-            reason = " ".join(str(error).split())
-            raise UserError(
-                f"{self.name}: torchvision.datasets.{cls.__name__} found no usable files in {self.expected_folder()} "
-                f"(torchvision: {reason}). It expects there {self.source.contents}. Fix: run once with "
-                f"dataset.download=true on a machine with network access, {self.source.how_to_get}; or copy the files "
-                f"there from a machine that has them; or set data_root=<dir> so that <dir>/{self.source.folder}/ "
-                f"holds them (now data_root={self.root})."
-            ) from error
+            raise self._not_loaded(error) from error
+        if self.source.image_folder is None:
+            return dataset
+        image_folder = folder / self.source.image_folder
+        return CorruptImagesNamed(dataset, image_folder, self._refetch_fix(f"the folder {image_folder}"))
+
+    def _not_loaded(self, error: RuntimeError | OSError) -> UserError:
+        """Why torchvision found no dataset: a file that is there but fails its md5 check, else missing files or a
+        failed download (the folder, the files expected there and how to get them)."""
+        if not self.download and (corrupt := self._checksum_failure()) is not None:
+            return corrupt
+        reason = " ".join(str(error).split())
+        return UserError(
+            f"{self.name}: torchvision.datasets.{self.source.dataset_class.__name__} found no usable files in "
+            f"{self.expected_folder()} (torchvision: {reason}). It expects there {self.source.contents}. Fix: run once "
+            f"with dataset.download=true on a machine with network access, {self.source.how_to_get}; or copy the "
+            f"files there from a machine that has them; or set data_root=<dir> so that <dir>/{self.source.folder}/ "
+            f"holds them (now data_root={self.root})."
+        )
+
+    def _refetch_fix(self, delete: str = "it") -> str:
+        """How to replace a corrupt file: torchvision fetches again only what is missing (or fails its md5), so the
+        bad copy must go first."""
+        return (
+            f"Fix: delete {delete}, then run once with dataset.download=true on a machine with network access, "
+            f"{self.source.how_to_get}; or copy it again from a machine that has it."
+        )
+
+    def _check_idx_files(self, split: str) -> None:
+        """The IDX files of an MNIST-like split, checked before torchvision's reader, which only asserts on them.
+
+        Skipped while a file is missing: torchvision then says what is missing, or downloads all of them again."""
+        prefix = self.source.idx_prefixes.get(split)
+        if prefix is None:
+            return
+        folder, fix = Path(self.expected_folder()), self._refetch_fix()
+        images, labels = folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"
+        if not (images.exists() and labels.exists()):
+            return
+        num_images, num_labels = check_idx(images, IMAGES, fix), check_idx(labels, LABELS, fix)
+        if num_images != num_labels:
+            raise CorruptFileError(
+                labels,
+                f"it holds {num_labels:,} labels for the {num_images:,} images of {images.name} (files of two copies?)",
+                self._refetch_fix(f"it and {images.name}"),
+            )
+
+    def _checksum_failure(self) -> CorruptFileError | None:
+        """When torchvision finds its files "not found or corrupted": the first file that is there but differs from
+        the published one (its md5), so that the message names it; None when files are only missing."""
+        folder = Path(self.expected_folder())
+        for name, md5 in self.source.checksums(self.source.dataset_class):
+            path = folder / name
+            if path.is_file() and not check_integrity(path, md5):
+                return CorruptFileError(
+                    path, "its md5 is not the published file's (a partial or modified copy)", self._refetch_fix()
+                )
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,8 @@ def _metadata(arrays: dict[str, np.ndarray], num_images: int, seed: int) -> dict
 
 def _read_cache(path: Path, num_images: int, seed: int) -> dict[str, np.ndarray]:
     """The cached arrays; raises ValueError (or the reader's own error) when the file is partial or not ours."""
+    if not zipfile.is_zipfile(path):  # else np.load takes garbage for a pickle and suggests allow_pickle=True
+        raise ValueError("not an .npz archive: truncated or overwritten")
     with np.load(path, allow_pickle=False) as archive:
         stored = json.loads(str(archive["metadata"]))
         arrays = {name: archive[name] for name in ("coverage", "uniforms")}

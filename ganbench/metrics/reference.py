@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ class ReferenceCache:
         """The cached statistics, or None when there are none; a file that is unreadable or does not match
         ``fields`` and the expected shapes is reported with a warning and treated as missing (it gets rebuilt)."""
         if not path.exists():
+            return None
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip; torch.load's own error on garbage is a page long
+            warnings.warn(
+                f"reference statistics {path} are unreadable (not a torch file); rebuilding them", stacklevel=2
+            )
             return None
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)

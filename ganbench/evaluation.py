@@ -102,16 +102,6 @@ class Evaluation(pl.Callback):
         self.history: list[dict[str, float]] = []
         self.last_image: Path | None = None
 
-    def best(self, history: list[dict[str, float]]) -> dict[str, float] | None:
-        """The best evaluation of ``history`` under this protocol's ranking (NaN ranks last)."""
-        sign = 1.0 if self.higher_is_better else -1.0
-
-        def key(entry: dict[str, float]) -> tuple[float, ...]:
-            values = (entry[name] for name in (self.primary, *self.tie_breakers))
-            return tuple(-math.inf if v is None or math.isnan(v) else sign * v for v in values)
-
-        return max(history, key=key) if history else None
-
     def state_dict(self) -> dict[str, Any]:
         """The evaluations so far travel with the checkpoint, so a resumed run keeps its full history."""
         return {"history": self.history}
@@ -136,7 +126,10 @@ class Evaluation(pl.Callback):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
-        if not self.history or self.history[-1]["g_step"] != pl_module.g_steps:
+        """The final evaluation of a spent budget or a diverged run. A run stopped from outside (a signal, the time
+        limit) is not evaluated off schedule: its history stays that of the same run left uninterrupted."""
+        ended = pl_module.remaining_g_steps == 0 or pl_module.diverged
+        if ended and (not self.history or self.history[-1]["g_step"] != pl_module.g_steps):
             self.evaluate(trainer, pl_module)
         self._write_progress(trainer, pl_module)
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial
 
 from ganbench.errors import UserError
+from ganbench.validate import ConfigError, validate_search_space
 
 
 class SearchError(UserError, CompactHydraException):
@@ -47,19 +48,13 @@ def space_for(search: DictConfig, loss: str) -> dict[str, Any]:
 
 
 def _suggest(trial: Trial, key: str, spec: Any) -> Any:
-    """Draw one entry of the space with Optuna's public suggest API."""
+    """Draw one entry of the space (checked by ``validate_search_space``) with Optuna's public suggest API."""
     if not isinstance(spec, Mapping):
         return trial.suggest_categorical(key, [spec])  # a constant: Optuna returns it without sampling
-    kind = spec.get("type")
-    if kind == "categorical" and spec.get("choices"):
+    if spec["type"] == "categorical":
         return trial.suggest_categorical(key, list(spec["choices"]))
-    if kind in ("float", "int") and "low" in spec and "high" in spec:
-        suggest = trial.suggest_float if kind == "float" else trial.suggest_int
-        return suggest(key, spec["low"], spec["high"], log=bool(spec.get("log", False)))
-    raise SearchError(
-        f"search space entry {key}={spec} is invalid; use a constant, {{type: categorical, choices: [...]}} or "
-        "{type: float|int, low: ..., high: ..., log: true|false}"
-    )
+    suggest = trial.suggest_float if spec["type"] == "float" else trial.suggest_int
+    return suggest(key, spec["low"], spec["high"], log=bool(spec.get("log", False)))
 
 
 def _fix(trial: Trial, **values: Any) -> None:
@@ -81,6 +76,10 @@ def suggest_trial(cfg: DictConfig, trial: Trial) -> None:
             f"a search deals its trials to the losses in search.losses ({','.join(losses)}); "
             "choose them with search.losses=[...] instead of loss=..."
         )
+    try:
+        validate_search_space(cfg.search)
+    except ConfigError as error:
+        raise SearchError(str(error)) from error
     loss, index = loss_of_trial(losses, trial.number)
     _fix(trial, **{LOSS_KEY: loss, TRIAL_KEY: index})
     trial.suggest_categorical(LOSS_KEY, losses)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
+import signal
 import sys
 import time
 import traceback
@@ -28,24 +30,35 @@ from omegaconf import DictConfig, OmegaConf
 from ganbench.analysis.wandb_runs import wandb_summary
 from ganbench.checkpointing import LaunchTimeLimit, PeriodicCheckpoint
 from ganbench.diagnostics import headline, warnings_of
-from ganbench.errors import UserError, find_user_error
+from ganbench.errors import find_user_error
 from ganbench.evaluation import Evaluation
+from ganbench.interruption import StopOnSignal, exit_code
 from ganbench.module import GANModule
 from ganbench.progress import BudgetProgressBar
-from ganbench.record import SUMMARY_FILE, RunRecord, record_from_config, search_objective, write_record
+from ganbench.record import (
+    SUMMARY_FILE,
+    RunRecord,
+    Status,
+    apply_progress,
+    record_from_config,
+    search_objective,
+    write_record,
+)
 from ganbench.resolvers import register as register_resolvers
+from ganbench.run_dir import (
+    LAST_CHECKPOINT,
+    PROGRESS_FILE,
+    RESOLVED_CONFIG,
+    EarlierLaunch,
+    read_earlier_launch,
+    run_dir_lock,
+)
 from ganbench.validate import ConfigError, validate, validate_launch
 
 register_resolvers()
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 ERROR_FILE = "error.log"
-RESOLVED_CONFIG = "config.yaml"
-PROGRESS_FILE = "progress.json"  # written by rank 0 during training (see Evaluation); the record is built from it
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-# Keys that do not change what a run computes: launching again with other values still resumes or skips the run
-# (a study's budget grows with search.trials_per_loss; the launcher, logger and time limit may change between launches).
-NOT_IDENTITY = ("parallel_jobs", "cpu_threads", "search.", "logger.", "training.time_limit")
 
 
 def build_module(cfg: DictConfig) -> GANModule:
@@ -64,137 +77,140 @@ def build_module(cfg: DictConfig) -> GANModule:
     )
 
 
-def _publish_to_wandb(loggers: list[Logger], record: RunRecord) -> None:
-    """Final and best metrics in the W&B run summary, so dashboards and tables can sort runs by them."""
+def _close_loggers(loggers: list[Logger], record: RunRecord, exit_code: int) -> None:
+    """Final and best metrics in the W&B run summary, so dashboards and tables can sort runs by them, and the W&B
+    run closed with the run's status: failed with its exit code, preempted when it was interrupted."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(wandb_summary(record))
-            logger.experiment.finish(exit_code=0 if record.status != "failed" else 1)
+            run = logger.experiment
+            run.summary.update(wandb_summary(record))
+            if record.status == "interrupted":
+                run.mark_preempting()
+            run.finish(exit_code=exit_code)
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} → {"a.b": 1}."""
-    if not isinstance(node, dict):
-        return {prefix: node}
-    return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}.{key}".lstrip(".")).items()}
-
-
-def _changed_keys(cfg: DictConfig, run_dir: Path) -> list[str]:
-    """Config keys (those that decide the run's numbers) whose value differs from the run launched earlier in
-    ``run_dir``."""
-    before = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG)))
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    keys = (k for k in before.keys() | now.keys() if not k.startswith(NOT_IDENTITY))
-    return sorted(k for k in keys if before.get(k) != now.get(k))
-
-
-def _finished_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
-    """The record of this very run when an earlier launch finished it (completed or diverged, same config), so that
-    launching an interrupted sweep again skips it; None when the run is new, unfinished, failed or changed."""
-    summary = run_dir / SUMMARY_FILE
-    if not summary.exists() or not (run_dir / RESOLVED_CONFIG).exists():
-        return None
-    record = json.loads(summary.read_text())
-    if record["status"] not in ("completed", "diverged") or _changed_keys(cfg, run_dir):
-        return None
-    return record
-
-
-def _check_same_run(cfg: DictConfig, run_dir: Path) -> None:
-    """Resuming is only for the same run: a directory holding another run's checkpoint (other loss, data, seed...)
-    is refused before anything in it is touched. Only the budget may grow."""
-    if not (run_dir / LAST_CHECKPOINT).exists() or not (run_dir / RESOLVED_CONFIG).exists():
+def _with_wandb_run_id(cfg: DictConfig, earlier: EarlierLaunch) -> None:
+    """A W&B logger gets the run id of the earlier launch in this directory (a new one for a new run), so a resumed
+    run continues the same W&B run instead of starting a second one; the id is saved in config.yaml."""
+    if not cfg.logger or not str(cfg.logger.get("_target_", "")).endswith("WandbLogger") or cfg.logger.get("id"):
         return
-    changed = [key for key in _changed_keys(cfg, run_dir) if key != "training.g_steps"]
-    if changed:
-        raise UserError(
-            f"{run_dir} holds a checkpoint of a different run (differs in {', '.join(changed)}); resuming it would mix "
-            f"two runs. Use a new directory (a new hydra.run.dir or hydra.sweep.dir) or delete "
-            f"{run_dir / LAST_CHECKPOINT} to start that run afresh"
-        )
+    cfg.logger.id = (earlier.config or {}).get("logger.id") or secrets.token_hex(6)  # W&B: unique in the project
 
 
-def _earlier_wall_time(run_dir: Path) -> float:
-    """Wall time already spent in this run directory by earlier invocations (0 for a new run)."""
-    summary = run_dir / SUMMARY_FILE
-    if not (run_dir / LAST_CHECKPOINT).exists() or not summary.exists():
-        return 0.0
-    return float(json.loads(summary.read_text()).get("wall_time_s") or 0.0)
+def _read_progress(run_dir: Path) -> dict[str, Any] | None:
+    """What training reached so far (None before the first evaluation). Read on every way out of a run, so an
+    unreadable file must not hide why the run ended: it counts as absent, and the record says 0 steps."""
+    try:
+        return json.loads((run_dir / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def _final_status(progress: dict[str, Any], g_step_budget: int) -> str:
-    """How a fit that returned ended: a NaN/Inf loss, the budget spent, or stopped early by training.time_limit."""
-    if progress["diverged"]:
+def _final_status(progress: dict[str, Any], g_step_budget: int, stop: StopOnSignal) -> Status:
+    """How a fit that returned ended: a NaN/Inf loss, the budget spent, a stop signal, or training.time_limit."""
+    if progress.get("diverged"):
         return "diverged"
-    return "completed" if progress["g_steps"] >= g_step_budget else "timed_out"
+    if progress.get("g_steps", 0) >= g_step_budget:
+        return "completed"
+    return "interrupted" if stop.received else "timed_out"
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> RunRecord:
-    """Train one run and write its record to ``run_dir``; exceptions propagate after the record says 'failed'.
+def _explain_status(record: RunRecord, stop: StopOnSignal, error: BaseException | None) -> str | None:
+    """The record's ``error``: what stopped a run short of its budget and how to go on."""
+    steps = f"after {record.g_steps} of {record.g_step_budget} G steps"
+    if record.status == "interrupted":
+        cause = stop.received.name if stop.received else type(error).__name__
+        return f"interrupted by {cause} {steps}; launch the same command again to resume from its checkpoint"
+    if record.status == "timed_out":
+        return f"stopped by training.time_limit {steps}; launch it again to resume from its checkpoint"
+    if record.status == "failed" and error is not None:
+        user_error = find_user_error(error)
+        return str(user_error) if user_error else f"{type(error).__name__}: {error}"
+    return None
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    earlier: EarlierLaunch | None = None,
+    stop: StopOnSignal | None = None,
+) -> RunRecord:
+    """Train one run and write its record to ``run_dir``; exceptions propagate after the record is written.
 
     A run directory that already holds ``checkpoints/last.ckpt`` (a preempted or killed run launched again into the
     same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history. The record's
-    wall time then adds up the invocations that wrote a record (time after the last record of a killed one is lost)."""
-    _check_same_run(cfg, run_dir)
+    wall time then adds up the invocations that wrote a record (time after the last record of a killed one is lost).
+    Whatever ends the run, its record keeps the steps, history and metrics that ``progress.json`` holds."""
+    earlier = earlier or read_earlier_launch(run_dir)
+    earlier.check_same_run(cfg)
+    stop = stop or StopOnSignal()
+    _with_wandb_run_id(cfg, earlier)
     record = record_from_config(cfg, "failed", overrides or [])
-    earlier_wall_time = _earlier_wall_time(run_dir)
+    if not earlier.has_checkpoint:  # a run started afresh: an earlier launch's progress is not this run's
+        (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
     OmegaConf.save(cfg, run_dir / RESOLVED_CONFIG, resolve=True)
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers: list[Logger] = []
     started = time.perf_counter()
-    try:
-        datamodule = instantiate(cfg.dataset)
-        datamodule.batches_per_step = cfg.training.n_critic
-        module = build_module(cfg)
-        evaluation: Evaluation = instantiate(
-            cfg.eval, image_dir=run_dir / "samples", progress_file=run_dir / PROGRESS_FILE
-        )
-        if cfg.logger:
-            loggers.append(instantiate(cfg.logger, save_dir=str(run_dir)))
-        checkpoint = PeriodicCheckpoint(run_dir / LAST_CHECKPOINT, cfg.training.checkpoint_every_n_g_steps)
-        trainer: pl.Trainer = instantiate(
-            cfg.trainer,
-            default_root_dir=str(run_dir),
-            logger=loggers or False,
-            callbacks=[
-                evaluation,
-                checkpoint,
-                *([BudgetProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
-                *([LaunchTimeLimit(cfg.training.time_limit)] if cfg.training.time_limit else []),
-            ],
-        )
-        for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        resume_from = run_dir / LAST_CHECKPOINT
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if resume_from.exists() else None)
-
-        progress = json.loads((run_dir / PROGRESS_FILE).read_text())
-        record.status = _final_status(progress, cfg.training.g_steps)
-        if record.status == "timed_out":
-            record.error = (
-                f"stopped by training.time_limit after {progress['g_steps']} of {cfg.training.g_steps} G steps; "
-                "launch it again to resume from its checkpoint"
+    error: BaseException | None = None
+    with stop:
+        try:
+            datamodule = instantiate(cfg.dataset)
+            datamodule.batches_per_step = cfg.training.n_critic
+            module = build_module(cfg)
+            evaluation: Evaluation = instantiate(
+                cfg.eval, image_dir=run_dir / "samples", progress_file=run_dir / PROGRESS_FILE
             )
-        record.g_steps, record.d_steps = progress["g_steps"], progress["d_steps"]
-        record.primary_metric, record.higher_is_better = evaluation.primary, evaluation.higher_is_better
-        record.history, record.sample_image = progress["history"], progress["sample_image"]
-        record.protocol = progress["protocol"]
-        record.final = record.history[-1] if record.history else None
-        record.best = evaluation.best(record.history)
-        record.warnings = warnings_of(record.final)
-    except BaseException as error:
-        user_error = find_user_error(error)
-        record.error = str(user_error) if user_error else f"{type(error).__name__}: {error}"
-        (run_dir / ERROR_FILE).write_text(traceback.format_exc())
-        raise
-    finally:
-        record.wall_time_s = round(earlier_wall_time + time.perf_counter() - started, 3)
-        record.objective = search_objective(record, cfg.eval.worst_score)
-        write_record(record, run_dir)
-        _publish_to_wandb(loggers, record)
+            if cfg.logger:
+                loggers.append(instantiate(cfg.logger, save_dir=str(run_dir)))
+            checkpoint = PeriodicCheckpoint(run_dir / LAST_CHECKPOINT, cfg.training.checkpoint_every_n_g_steps)
+            trainer: pl.Trainer = instantiate(
+                cfg.trainer,
+                default_root_dir=str(run_dir),
+                logger=loggers or False,
+                callbacks=[
+                    evaluation,
+                    checkpoint,
+                    stop,
+                    *([BudgetProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+                    *([LaunchTimeLimit(cfg.training.time_limit)] if cfg.training.time_limit else []),
+                ],
+            )
+            stop.forward_to(trainer)
+            for logger in loggers:
+                logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            resume_from = run_dir / LAST_CHECKPOINT if earlier.has_checkpoint else None
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+            record.status = _final_status(_read_progress(run_dir) or {}, cfg.training.g_steps, stop)
+        except BaseException as raised:
+            error = raised
+            stopped = stop.received is not None or isinstance(raised, (KeyboardInterrupt, SystemExit))
+            record.status = "interrupted" if stopped else "failed"
+            (run_dir / ERROR_FILE).write_text(traceback.format_exc())
+            raise
+        finally:
+            if (progress := _read_progress(run_dir)) is not None:
+                apply_progress(record, progress)
+            record.warnings = warnings_of(record.final) if record.status != "failed" else []
+            record.error = _explain_status(record, stop, error)
+            record.wall_time_s = round(earlier.wall_time_s + time.perf_counter() - started, 3)
+            record.objective = search_objective(record, cfg.eval.worst_score)
+            write_record(record, run_dir)
+            _close_loggers(loggers, record, _exit_code(record, stop, error))
     return record
+
+
+def _exit_code(record: RunRecord, stop: StopOnSignal, error: BaseException | None = None) -> int:
+    """The process's exit code for this record: 0 for a run that ended by itself, 128 + signal for one stopped by a
+    signal (130 when none is known, as for a second Ctrl-C), 2 for bad input and 1 for a crash."""
+    if record.status == "interrupted":
+        return exit_code(stop.received or signal.SIGINT)
+    if record.status == "failed":
+        return 2 if find_user_error(error) else 1
+    return 0
 
 
 def _report_failure(message: str, exit_code: int, in_multirun: bool) -> None:
@@ -222,41 +238,75 @@ def _describe(record: RunRecord) -> str:
     return line + "".join(f" | WARNING: {warning}" for warning in record.warnings)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Hydra task: returns the run's search objective (``search_objective``: the protocol's worst score for a failed
-    or diverged run, so a sweeper always gets a number); never lets one job take a multirun down."""
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    overrides = list(hydra_cfg.overrides.task)
+def _record_invalid_config(cfg: DictConfig, run_dir: Path, overrides: list[str], error: ConfigError) -> None:
+    """A failed record for a run refused before it started, so a sweep's table shows why; never over the record of a
+    run launched earlier in this directory."""
+    if (run_dir / SUMMARY_FILE).exists():
+        return
+    record = record_from_config(cfg, "failed", overrides)
+    record.error, record.objective = str(error), search_objective(record, cfg.eval.worst_score)
+    write_record(record, run_dir)
+
+
+def _launch(cfg: DictConfig, run_dir: Path, overrides: list[str], in_multirun: bool, stop: StopOnSignal) -> float:
+    """Validate, take the run directory, skip a finished run or train; bad input and crashes end as one line."""
     worst_score = float(cfg.eval.worst_score)
     try:
         validate(cfg)
         validate_launch(cfg, in_multirun)
     except ConfigError as error:
-        if not (run_dir / SUMMARY_FILE).exists():  # never overwrite the record of a run launched earlier here
-            record = record_from_config(cfg, "failed", overrides)
-            record.error, record.objective = str(error), search_objective(record, worst_score)
-            write_record(record, run_dir)
+        _record_invalid_config(cfg, run_dir, overrides, error)
         _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
         return worst_score
-    if (finished := _finished_record(cfg, run_dir)) is not None:
-        print(f"{run_dir}: finished earlier ({finished['status']}), not trained again")
-        return float(finished["objective"])
     try:
-        record = train(cfg, run_dir, overrides)
+        with run_dir_lock(run_dir):
+            earlier = read_earlier_launch(run_dir)
+            if (finished := earlier.finished_record(cfg)) is not None:
+                print(f"{run_dir}: finished earlier ({finished['status']}), not trained again")
+                return float(finished["objective"])
+            record = train(cfg, run_dir, overrides, earlier, stop)
     except Exception as error:
         if (user_error := find_user_error(error)) is not None:
             _report_failure(f"ganbench: {user_error}", 2, in_multirun)
         else:
             message = f"ganbench: run failed: {type(error).__name__}: {error}"
-            where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / 'summary.json'}"
+            where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / SUMMARY_FILE}"
             _report_failure(f"{message}\n{where}", 1, in_multirun)
         return worst_score
     print(_describe(record))
+    if record.status == "interrupted":  # the signal ends the whole launch, a multirun too: its process is stopping
+        print(f"ganbench: {record.error}", file=sys.stderr)
+        sys.exit(_exit_code(record, stop))
     return float(record.objective)
 
 
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Hydra task: returns the run's search objective (``search_objective``: the protocol's worst score for a failed
+    or diverged run, so a sweeper always gets a number); never lets one failed job take a multirun down, but a stop
+    signal ends the whole launch with 128 + its number (the run resumes when launched again)."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    stop = StopOnSignal()
+    with stop:
+        try:
+            return _launch(cfg, run_dir, list(hydra_cfg.overrides.task), in_multirun, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C: the record says interrupted (see train)
+            print(f"ganbench: interrupted; the record in {run_dir / SUMMARY_FILE} keeps what the run reached")
+            sys.exit(exit_code(signal.SIGINT))
+
+
+def cli() -> None:
+    """``ganbench-train``: Hydra's own refusals of the command line (an unknown config group or key, an override it
+    cannot parse) exit 2 like all bad input. They come before any job starts, when no job config exists yet."""
+    try:
+        main()
+    except SystemExit as stopped:
+        if stopped.code == 1 and not HydraConfig.initialized():
+            sys.exit(2)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -97,6 +97,9 @@ def test_image_protocols_minimise_fid_and_score_failures_with_the_papers_value()
         ("search.losses=[ns,nosuchloss]", "must name losses of conf/loss/"),
         ("search.losses=[]", "must name losses"),
         ("search.space.d_batch_norm={type:float}", "search space entry d_batch_norm=.* is invalid; use a constant"),
+        ("+search.per_loss.ns={optim.lr:-1}", r"search space optim.lr=-1 is invalid: it must be a finite number > 0"),
+        ("search.space={optim.beta1:{type:float,low:0.5,high:1.5}}", r"range \[0.5, 1.5\] leaves a finite number in"),
+        ("search.space={optim.lr:{type:float,low:0,high:1,log:true}}", "a log range needs low > 0"),
     ],
 )
 def test_bad_search_definitions_are_refused_with_the_fix(override: str, message: str) -> None:
@@ -145,7 +148,7 @@ def test_failed_run_inside_a_search_is_recorded_with_the_worst_score(tmp_path: P
     search_dir.mkdir(parents=True)
     (search_dir / "broken.yaml").write_text(
         "# @package _global_\ndefaults:\n  - lucic_wide\n  - _self_\n"
-        "search:\n  per_loss:\n    wgan:\n      loss.constraint.clip: -1.0\n"
+        "search:\n  per_loss:\n    wgan:\n      trainer.precision: 16-mixed\n"  # valid alone, not on the CPU
     )
     result = run_cli(
         "ganbench-train",
@@ -161,7 +164,7 @@ def test_failed_run_inside_a_search_is_recorded_with_the_worst_score(tmp_path: P
     runs = records(tmp_path / "runs/studies/ring/wide")
     assert len(runs) == 4
     assert runs["wgan/1"]["status"] == "failed" and runs["wgan/1"]["objective"] == 0
-    assert "loss.constraint.clip=-1.0 is invalid" in runs["wgan/1"]["error"]
+    assert "trainer.precision='16-mixed' is invalid" in runs["wgan/1"]["error"]
     assert all(runs[name]["status"] == "completed" for name in ("ns/0", "ns/1", "wgan/0"))
     assert (tmp_path / "runs/studies/ring/wide/optimization_results.yaml").exists()  # the sweep went on to the end
 

@@ -6,6 +6,7 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -101,6 +102,30 @@ def recorded_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def best_evaluation(history: list[dict[str, float]], protocol: dict[str, Any]) -> dict[str, float] | None:
+    """The best evaluation of ``history`` under the protocol's ranking: its primary metric, then its tie-breakers,
+    then the earliest; NaN ranks last."""
+    sign = 1.0 if protocol["higher_is_better"] else -1.0
+
+    def key(entry: dict[str, float]) -> tuple[float, ...]:
+        values = (entry.get(name) for name in (protocol["primary"], *protocol["tie_breakers"]))
+        return tuple(-math.inf if v is None or math.isnan(v) else sign * v for v in values)
+
+    return max(history, key=key) if history else None
+
+
+def apply_progress(record: RunRecord, progress: dict[str, Any]) -> None:
+    """What training reached (``progress.json``, kept current by the evaluation) into the record: steps, history,
+    final and best metrics, protocol and the last sample image; also for a run that failed or was stopped."""
+    record.g_steps, record.d_steps = progress["g_steps"], progress["d_steps"]
+    record.history, record.sample_image = progress["history"], progress["sample_image"]
+    record.protocol = progress["protocol"]
+    record.primary_metric = record.protocol["primary"]
+    record.higher_is_better = record.protocol["higher_is_better"]
+    record.final = record.history[-1] if record.history else None
+    record.best = best_evaluation(record.history, record.protocol)
+
+
 def search_objective(record: RunRecord, worst_score: float) -> float:
     """The run's score for a search: its best primary metric, or the protocol's worst score when the run diverged,
     failed or produced no finite score (Lucic et al. scored NaN runs FID 31337)."""
@@ -139,7 +164,68 @@ def _natural_key(path: Path) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in path.parts]
 
 
-def read_records(root: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """All (run directory, record) pairs under ``root``, in sweep job order."""
-    paths = sorted(root.rglob(SUMMARY_FILE), key=_natural_key)
-    return [(path.parent, json.loads(path.read_text())) for path in paths]
+@dataclass(frozen=True)
+class Unreadable:
+    """A summary.json that is not a run record, and why in a short sentence: the report lists it instead of failing."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class RecordsRead:
+    """The (run directory, record) pairs under a directory, and the summary.json files that could not be read."""
+
+    records: list[tuple[Path, dict[str, Any]]]
+    unreadable: list[Unreadable]
+
+
+# Why a JSON object is not a record a reader can use (missing keys, values of the wrong type), or None when it is.
+RecordCheck = Callable[[dict[str, Any]], str | None]
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
+
+def _not_json(text: bytes, error: ValueError) -> str:
+    """Why ``text`` did not parse, for a person: empty, not text, cut short (a copy or write that stopped midway), or
+    where the JSON parser stopped."""
+    if not text.strip():
+        return "empty file"
+    if not isinstance(error, json.JSONDecodeError):
+        return "not JSON (not UTF-8 text)"
+    if error.pos >= len(error.doc.rstrip()):
+        return f"truncated JSON (ends at line {error.lineno} column {error.colno})"
+    return f"not JSON ({error.msg.lower()} at line {error.lineno} column {error.colno})"
+
+
+def _object_problem(data: Any) -> str | None:
+    """Why parsed JSON cannot be a run record at all (None when it may be one): anything but a non-empty object."""
+    if not isinstance(data, dict):
+        return f"not a run record: {_JSON_KINDS.get(type(data), 'null')}, not an object"
+    return "not a run record: an empty object" if not data else None
+
+
+def _read_record(path: Path, problem: RecordCheck) -> dict[str, Any] | Unreadable:
+    """The record in one summary.json, or why it cannot be read."""
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        return Unreadable(path, f"cannot be read ({(error.strerror or str(error)).lower()})")
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        return Unreadable(path, _not_json(text, error))
+    reason = _object_problem(data) or problem(data)
+    return data if reason is None else Unreadable(path, reason)
+
+
+def read_records(root: Path, problem: RecordCheck) -> RecordsRead:
+    """Every summary.json under ``root`` in sweep job order, each a record or, when it is not a JSON object or
+    ``problem`` names what the reader lacks in it, unreadable: one bad file (garbage, truncated) hides no other."""
+    read = RecordsRead([], [])
+    for path in sorted(root.rglob(SUMMARY_FILE), key=_natural_key):
+        record = _read_record(path, problem)
+        if isinstance(record, Unreadable):
+            read.unreadable.append(record)
+        else:
+            read.records.append((path.parent, record))
+    return read

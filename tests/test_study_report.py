@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from ganbench.analysis.runs import load_runs
+from ganbench.analysis.runs import LoadedRuns, load_runs
 from ganbench.analysis.study import TABLE_COLUMNS, expected_best_curve
 from ganbench.analysis.study_report import budget_axis_limits, seeds_command, study_report
 from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record, wandb_summary
@@ -187,7 +187,7 @@ def test_budget_csv_bootstraps_the_search_objectives(report_dir: Path) -> None:
 
 
 def test_budget_axis_keeps_to_completed_scores_only_when_worst_scores_stretch_it(study_dir: Path) -> None:
-    runs = load_runs(study_dir)
+    runs = load_runs(study_dir).runs
     mnist, triangles = (runs[runs["dataset"] == name] for name in ("mnist", "triangles"))
     curves = {"wgan": expected_best_curve(np.array([25.0, 31337.0]), [1], higher_is_better=False)}
     assert budget_axis_limits(curves, mnist, "wide") == pytest.approx((24.75, 30.25)), "25..30 padded by 5%"
@@ -333,7 +333,7 @@ def test_wandb_runs_map_to_the_columns_of_load_runs(make_config: Callable[..., D
     assert best["overrides"] == overrides
     # The same record written to disk reads back to the same row.
     write_record(wandb_record(api.runs("me/ganbench")[0].config, summary), tmp_path / "runs" / "best")
-    from_disk = load_runs(tmp_path / "runs").iloc[0]
+    from_disk = load_runs(tmp_path / "runs").runs.iloc[0]
     assert list(from_disk.index) == list(best.index)
     assert from_disk.drop(["run", "sample_image"]).to_dict() == best.drop(["run", "sample_image"]).to_dict()
 
@@ -346,7 +346,7 @@ def test_study_report_from_wandb_runs(make_config: Callable[..., DictConfig], tm
         return _wandb_run(make_config(*overrides), f"{loss}-{trial}", summary | {"overrides": overrides})
 
     runs = [run(loss, trial) for loss in ["ns", "wgan"] for trial in range(2)]
-    report = write_report(load_runs_from_wandb("me/p", api=FakeApi(runs)), tmp_path, "W&B me/p")
+    report = write_report(LoadedRuns(load_runs_from_wandb("me/p", api=FakeApi(runs)), []), tmp_path, "W&B me/p")
     (section,) = report.sections
     assert list(section.table["n_search"]) == [2, 2]
     command = shlex.split(section.commands["wgan"])

@@ -346,4 +346,4 @@ def write_study_report(
 
 def study_report(root: Path, out_dir: Path | None = None, num_seeds: int = DEFAULT_SEEDS) -> list[StudySection]:
     """The study report of the runs under a study directory, written to ``out_dir`` (default ``<root>/report``)."""
-    return write_study_report(load_runs(root), out_dir or root / "report", str(root), num_seeds)
+    return write_study_report(load_runs(root).runs, out_dir or root / "report", str(root), num_seeds)

@@ -197,7 +197,11 @@ def _values(cfg: DictConfig) -> dict[str, Any]:
         return flatten(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "a config value"
-        raise ConfigError(f"{key} cannot be resolved: {error.msg if hasattr(error, 'msg') else error}") from error
+        reason = str(error).splitlines()[0]
+        raise ConfigError(
+            f"{key} cannot be resolved: {reason}. Fix the override that sets it or the key it refers to (e.g. an image "
+            "model needs an image dataset)"
+        ) from error
 
 
 def _machine_checks(values: Mapping[str, Any]) -> Iterator[ConfigError]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,27 @@ INVALID = [
     ("eval.standing_samples=0", "eval.standing_samples", ">= 1"),
     ("eval.num_diagnostic_real=1", "eval.num_diagnostic_real", ">= 2"),
     ("cpu_threads=0", "cpu_threads", ">= 1"),
+    ("optim.lr=inf", "optim.lr", "a finite number > 0"),
+    ("model.generator.latent_dim=0", "model.generator.latent_dim", "an integer >= 1"),
+    ("model.discriminator.hidden_dim=-3", "model.discriminator.hidden_dim", "an integer >= 1"),
+    ("optim.beta1=1.5", "optim.beta1", "in [0, 1)"),
+    ("optim.beta2=-0.1", "optim.beta2", "in [0, 1)"),
+    ("optim.generator.betas=[0.5,1.0]", "optim.generator.betas", "a pair of numbers in [0, 1)"),
+    ("model=infogan", "model.generator.image_size", "cannot be resolved"),
+    ("seed=-1", "seed", "an integer in [0, 4294967295]"),
+    ("seed=1.5", "seed", "an integer"),
+    ("trainer.precision=17", "trainer.precision", "one of 64, 32, 16,"),
+    ("trainer.precision=16-mixed", "trainer.precision", "32-true or bf16-mixed on the CPU"),
+    ("trainer.devices=0", "trainer.devices", 'a number of devices >= 1, -1 (all), "auto"'),
+    ("trainer.accelerator=tpux", "trainer.accelerator", "one of cpu, gpu, cuda, mps, auto"),
+    ("training.time_limit=1h", "training.time_limit", '"DD:HH:MM:SS"'),
+    ("training.time_limit=00:25:00:00", "training.time_limit", '"DD:HH:MM:SS"'),
+    ("training.ema_decay=1", "training.ema_decay", "in (0, 1)"),
+    ("dataset.mixture.std=0", "dataset.mixture.std", "> 0"),
+]
+MACHINE = [  # what depends on several keys or on this machine (no GPU here)
+    ("trainer=gpu", "trainer.accelerator=gpu with trainer.devices=1 needs 1 CUDA GPU(s), and this machine has 0"),
+    ("dataset.batch_size=7 trainer.devices=2", "dataset.batch_size=7 is not divisible by the 2 training processes"),
 ]
 
 
@@ -33,11 +55,17 @@ def test_validate_names_key_and_range(make_config, overrides: str, key: str, all
     assert key in str(info.value) and allowed in str(info.value)
 
 
+@pytest.mark.parametrize(("overrides", "message"), MACHINE)
+def test_validate_checks_keys_together_and_the_machine(make_config, overrides: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(make_config(*overrides.split()))
+
+
 def test_defaults_are_valid(make_config) -> None:
     validate(make_config())
 
 
-@pytest.mark.parametrize(("overrides", "key", "allowed"), [INVALID[0], INVALID[2], INVALID[3], INVALID[5], INVALID[9]])
+@pytest.mark.parametrize(("overrides", "key", "allowed"), [INVALID[i] for i in (0, 2, 3, 5, 9, 13, 14)])
 def test_cli_rejects_invalid_value(tmp_path: Path, overrides: str, key: str, allowed: str) -> None:
     result = run_cli("ganbench-train", *overrides.split(), *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2
@@ -46,9 +74,18 @@ def test_cli_rejects_invalid_value(tmp_path: Path, overrides: str, key: str, all
     assert not (tmp_path / "run" / "checkpoints").exists(), "no training may start"
 
 
+def test_cli_refuses_a_gpu_trainer_without_a_gpu(tmp_path: Path) -> None:
+    result = run_cli("ganbench-train", "trainer=gpu", *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"ganbench: invalid config: {MACHINE[0][1]}. Use trainer=cpu here, "
+        "or launch on a machine with GPUs"
+    )
+
+
 def test_cli_lists_choices_for_unknown_loss(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "loss=wgan-gp", *FAST, cwd=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2, "Hydra's refusal of the command line is bad input too"
     assert "Could not find 'loss/wgan-gp'" in result.stderr
     for choice in ("mm", "ns", "lsgan", "wgan", "wgan_gp", "hinge", "dragan", "r1"):
         assert f"\t{choice}\n" in result.stderr
@@ -57,5 +94,5 @@ def test_cli_lists_choices_for_unknown_loss(tmp_path: Path) -> None:
 
 def test_cli_rejects_unknown_key(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "optim.learning_rate=1e-3", *FAST, cwd=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "optim.learning_rate" in result.stderr and "Traceback" not in result.stderr

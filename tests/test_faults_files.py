@@ -23,7 +23,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
-    """The run's own files (Hydra rewrites .hydra/ and train.log at every launch, the lock file holds the launching pid)."""
+    """The run's own files: Hydra rewrites .hydra/ and train.log at every launch, the lock holds the launching pid."""
     files = (
         p
         for p in run_dir.rglob("*")

@@ -115,12 +115,13 @@ def _final_status(progress: dict[str, Any], g_step_budget: int, stop: StopOnSign
     return "interrupted" if stop.received else "timed_out"
 
 
-def _explain_status(record: RunRecord, stop: StopOnSignal, error: BaseException | None) -> str | None:
+def _explain_status(record: RunRecord, stop: StopOnSignal, error: BaseException | None, run_dir: Path) -> str | None:
     """The record's ``error``: what stopped a run short of its budget and how to go on."""
     steps = f"after {record.g_steps} of {record.g_step_budget} G steps"
     if record.status == "interrupted":
         cause = stop.received.name if stop.received else type(error).__name__
-        return f"interrupted by {cause} {steps}; launch the same command again to resume from its checkpoint"
+        resume = "resume from its checkpoint" if (run_dir / LAST_CHECKPOINT).exists() else "run it (no checkpoint yet)"
+        return f"interrupted by {cause} {steps}; launch the same command again to {resume}"
     if record.status == "timed_out":
         return f"stopped by training.time_limit {steps}; launch it again to resume from its checkpoint"
     if record.status == "failed" and error is not None:
@@ -136,7 +137,8 @@ def train(
     earlier: EarlierLaunch | None = None,
     stop: StopOnSignal | None = None,
 ) -> RunRecord:
-    """Train one run and write its record to ``run_dir``; exceptions propagate after the record is written.
+    """Train one run and write its record to ``run_dir``; exceptions propagate after the record is written, except a
+    stop (a signal, Ctrl-C): then the record says ``interrupted``.
 
     A run directory that already holds ``checkpoints/last.ckpt`` (a preempted or killed run launched again into the
     same directory) resumes from it: counters, optimizer states, EMA, RNG streams, evaluation history. The record's
@@ -190,12 +192,13 @@ def train(
             stopped = stop.received is not None or isinstance(raised, (KeyboardInterrupt, SystemExit))
             record.status = "interrupted" if stopped else "failed"
             (run_dir / ERROR_FILE).write_text(traceback.format_exc())
-            raise
+            if not stopped:  # a stop that came as an exception (a second Ctrl-C, submitit's requeue) is an interruption
+                raise
         finally:
             if (progress := _read_progress(run_dir)) is not None:
                 apply_progress(record, progress)
             record.warnings = warnings_of(record.final) if record.status != "failed" else []
-            record.error = _explain_status(record, stop, error)
+            record.error = _explain_status(record, stop, error, run_dir)
             record.wall_time_s = round(earlier.wall_time_s + time.perf_counter() - started, 3)
             record.objective = search_objective(record, cfg.eval.worst_score)
             write_record(record, run_dir)
@@ -292,8 +295,8 @@ def main(cfg: DictConfig) -> float:
     with stop:
         try:
             return _launch(cfg, run_dir, list(hydra_cfg.overrides.task), in_multirun, stop)
-        except KeyboardInterrupt:  # a second Ctrl-C: the record says interrupted (see train)
-            print(f"ganbench: interrupted; the record in {run_dir / SUMMARY_FILE} keeps what the run reached")
+        except KeyboardInterrupt:  # a second Ctrl-C before training started
+            print("ganbench: interrupted before training started", file=sys.stderr)
             sys.exit(exit_code(signal.SIGINT))
 
 

@@ -96,3 +96,16 @@ def test_cli_rejects_unknown_key(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "optim.learning_rate=1e-3", *FAST, cwd=tmp_path)
     assert result.returncode == 2
     assert "optim.learning_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_names_the_config_key_of_an_argument_a_network_refuses(tmp_path: Path) -> None:
+    """A value within its rule that the network still refuses (an image size it has no geometry for) comes back from
+    Hydra's instantiate as one line naming the config node, exit code 2."""
+    overrides = ["experiment=triangles_cpu", "model.generator.image_size=30", f"data_root={tmp_path / 'data'}"]
+    result = run_cli("ganbench-train", *overrides, *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ganbench: model.generator is invalid: infogan supports image_size in {28, 32, 64}, got 30. "
+        "Fix the value under model.generator on the command line"
+    )
+    assert "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test fixtures live in the repository's tests/
 
 from ganbench.metrics.inception import INCEPTION_WEIGHTS_FILE, InceptionScorer, InceptionV3Features
-from tests.inception_fixtures import RandomImages, write_random_inception_weights
+from tests.helpers.inception import RandomImages, write_random_inception_weights
 
 
 def timed(device: torch.device, work: Callable[[], object]) -> float:

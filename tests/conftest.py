@@ -1,12 +1,9 @@
-"""Shared fixtures: compose the real Hydra configs, and run the real console scripts in subprocesses."""
+"""Shared fixtures: compose the real Hydra configs; the real Fashion-MNIST files. Helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,17 +12,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ganbench.train import CONFIG_DIR
-
-BIN_DIR = Path(sys.executable).parent
-# Small, fast settings for runs inside tests; they never touch the network.
-FAST = [
-    "logger=none",
-    "training.g_steps=20",
-    "eval.every_n_g_steps=10",
-    "eval.num_samples=200",
-    "dataset.batch_size=16",
-    "trainer.log_every_n_steps=5",
-]
+from tests.helpers.fashion_mnist import (
+    FASHION_MNIST_DIR,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_PACKAGE,
+    packaged_fashion_mnist,
+)
 
 
 @pytest.fixture
@@ -37,46 +29,6 @@ def make_config() -> Callable[..., DictConfig]:
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
-
-
-def run_cli(script: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run an installed console script (ganbench-train, ganbench-report) the way a user types it."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [str(BIN_DIR / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"  # Debian's package of the original Fashion-MNIST IDX files
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where that package puts them
-FASHION_MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-def _package_files(package: str) -> list[Path]:
-    """The files a Debian package installed (``dpkg -L``); empty without dpkg or the package."""
-    if shutil.which("dpkg") is None:
-        return []
-    listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
-    return [Path(line) for line in listed.stdout.splitlines()] if listed.returncode == 0 else []
-
-
-def packaged_fashion_mnist() -> dict[str, Path]:
-    """The installed Fashion-MNIST files by IDX name (the package ships them gzipped; a plain copy is taken too).
-
-    Asks dpkg first, so that the files are found wherever a future package version puts them, then the known folder
-    (a container that has the files without dpkg's database)."""
-    candidates = _package_files(FASHION_MNIST_PACKAGE) or sorted(FASHION_MNIST_DIR.glob("*"))
-    found = {}
-    for path in candidates:
-        name = path.name.removesuffix(".gz")
-        if name in FASHION_MNIST_FILES and path.is_file():
-            found[name] = path
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganbench.validate import ConfigError, validate
-from tests.conftest import FAST, run_cli
+from tests.helpers.cli import FAST, run_cli
 
 INVALID = [
     ("optim.lr=0", "optim.lr", "> 0"),

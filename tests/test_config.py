@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -12,15 +10,7 @@ from omegaconf import DictConfig
 from ganbench.losses import GANLoss
 from ganbench.train import CONFIG_DIR, build_module
 from ganbench.validate import validate
-
-
-def _choices(group: str) -> list[str]:
-    return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-
-
-LOSSES = _choices("loss")
-DATASETS = _choices("dataset")
-MODELS = _choices("model")
+from tests.helpers.configs import DATASETS, LOSSES, MODELS, choices
 
 
 def test_all_documented_losses_exist() -> None:
@@ -77,7 +67,7 @@ def test_command_line_overrides_win(make_config) -> None:
 def test_every_loss_dataset_file_names_a_loss_and_a_dataset() -> None:
     """The group is selected by the name ``<loss>_<dataset>``: a misspelt file would never apply, silently."""
     pairs = {f"{loss}_{dataset}" for loss in LOSSES for dataset in DATASETS}
-    assert set(_choices("loss_dataset")) <= pairs
+    assert set(choices("loss_dataset")) <= pairs
 
 
 @pytest.mark.parametrize("dataset", ["ring", "grid"])
@@ -113,12 +103,12 @@ def test_rmsprop_selectable(make_config) -> None:
     assert all(type(opt).__name__ == "RMSprop" for opt in module.configure_optimizers())
 
 
-@pytest.mark.parametrize("experiment", _choices("experiment"))
+@pytest.mark.parametrize("experiment", choices("experiment"))
 def test_every_experiment_preset_composes(make_config, experiment: str) -> None:
     _check_composes(make_config(f"experiment={experiment}"))
 
 
-@pytest.mark.parametrize("launcher", _choices("launcher"))
+@pytest.mark.parametrize("launcher", choices("launcher"))
 def test_every_launcher_composes_with_a_search(launcher: str) -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", [f"launcher={launcher}", "search=lucic_wide"], return_hydra_config=True)

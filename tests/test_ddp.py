@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FAST, run_cli
+from tests.helpers.cli import FAST, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run_case(case: str, out_dir: Path) -> list[dict]:
     out_dir.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "tests.ddp_case", case, str(out_dir)],
+        [sys.executable, "-m", "tests.helpers.ddp_case", case, str(out_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from ganbench.diagnostics import DIAGNOSTIC_KEYS, SampleDiagnostics, headline, p
 from ganbench.nets.infogan import InfoGANGenerator
 from ganbench.record import RunRecord
 from ganbench.train import _describe, train
-from tests.conftest import FAST
+from tests.helpers.cli import FAST
 
 
 def test_pairwise_auc_counts_pairs_and_ties_half() -> None:

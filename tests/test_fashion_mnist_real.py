@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ganbench.train import train
-from tests.conftest import FASHION_MNIST_FILES
+from tests.helpers.fashion_mnist import FASHION_MNIST_FILES
 
 SHORT = [
     "experiment=fashion_mnist_cpu",

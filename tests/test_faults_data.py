@@ -22,8 +22,8 @@ from ganbench.data.torchvision_datasets import TorchvisionDataModule
 from ganbench.data.triangles import TrianglesDataModule
 from ganbench.errors import CorruptFileError
 from ganbench.metrics.reference import ReferenceCache
-from tests.conftest import FAST, run_cli
-from tests.test_image_datasets import _md5, _write_idx, write_celeba, write_cifar10, write_mnist_like
+from tests.helpers.cli import FAST, run_cli
+from tests.helpers.image_files import md5, write_celeba, write_cifar10, write_idx, write_mnist_like
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"  # 6 images: 16 + 6 × 784 = 4,720 bytes
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -50,7 +50,7 @@ def _empty(path: Path) -> None:
 
 
 def _wrong_dims(path: Path) -> None:
-    _write_idx(path, np.zeros((6, 32, 32), np.uint8))
+    write_idx(path, np.zeros((6, 32, 32), np.uint8))
 
 
 def _gzipped(path: Path) -> None:
@@ -58,7 +58,7 @@ def _gzipped(path: Path) -> None:
 
 
 def _labels_for_images(path: Path) -> None:
-    _write_idx(path, np.zeros((6, 28, 28), np.uint8))  # an images file under the labels' name
+    write_idx(path, np.zeros((6, 28, 28), np.uint8))  # an images file under the labels' name
 
 
 IDX_FAULTS = [
@@ -111,7 +111,7 @@ def test_short_labels_file_is_named(tmp_path: Path) -> None:
 
 def test_labels_that_do_not_pair_with_the_images_are_named(tmp_path: Path) -> None:
     datamodule = _mnist(tmp_path)
-    _write_idx(tmp_path / "MNIST" / "raw" / TRAIN_LABELS, np.arange(5))
+    write_idx(tmp_path / "MNIST" / "raw" / TRAIN_LABELS, np.arange(5))
     with pytest.raises(CorruptFileError, match=f"5 labels for the 6 images of {TRAIN_IMAGES}") as raised:
         datamodule.prepare_data()
     assert raised.value.path.name == TRAIN_LABELS and f"delete it and {TRAIN_IMAGES}, then run" in _message(raised)
@@ -146,7 +146,7 @@ def test_cifar10_batch_that_cannot_be_unpickled_names_the_folder(
     write_cifar10(tmp_path, monkeypatch)
     folder = tmp_path / "cifar-10-batches-py"
     (folder / "test_batch").write_bytes(pickle.dumps(["not", "a", "batch"]))
-    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", _md5(folder / "test_batch")]])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
     with pytest.raises(CorruptFileError) as raised:
         TorchvisionDataModule("cifar10", "CIFAR10", str(tmp_path), 32, 3).split_dataset("test")
     message = _message(raised)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, run_cli
+from tests.helpers.cli import FAST, run_cli
 
 GARBAGE = b"\x00\x13garbage\xff" * 10
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import BIN_DIR, run_cli
+from tests.helpers.cli import BIN_DIR, run_cli
 
 BUDGET = 1500
 # A run long enough to be stopped mid-way: the first evaluation (step 100) writes progress.json, the signal follows.

@@ -34,8 +34,8 @@ from ganbench.metrics.inception import (
     to_network_input,
 )
 from ganbench.metrics.reference import reference_key
-from tests.inception_fixtures import RandomImages, TinyFeatures, write_random_inception_weights
-from tests.test_image_datasets import write_mnist_like
+from tests.helpers.image_files import write_mnist_like
+from tests.helpers.inception import RandomImages, TinyFeatures, write_random_inception_weights
 
 CPU = torch.device("cpu")
 NUM_REAL = 32
@@ -262,7 +262,7 @@ def test_config_composes_and_keeps_weights_out_of_checkpoints(make_config, tmp_p
     cfg = make_config(
         "eval=inception",
         f"data_root={tmp_path}",
-        "eval.scorers.inception.feature_network={_target_: tests.inception_fixtures.TinyFeatures}",
+        "eval.scorers.inception.feature_network={_target_: tests.helpers.inception.TinyFeatures}",
     )
     evaluation: Evaluation = instantiate(cfg.eval)
     scorer = evaluation.scorers["inception"]
@@ -303,7 +303,7 @@ def test_precompute_script_fills_the_cache_from_real_mnist_files(
         f"data_root={tmp_path}",
         "eval.scorers.inception.num_real=4",
         "eval.scorers.inception.kid_subset_size=2",
-        "eval.scorers.inception.feature_network={_target_: tests.inception_fixtures.TinyFeatures}",
+        "eval.scorers.inception.feature_network={_target_: tests.helpers.inception.TinyFeatures}",
     ]
     assert script.main(overrides) == 0
     assert script.main(overrides) == 0

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import FAST, run_cli
+from tests.helpers.cli import FAST, run_cli
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "compare_losses.ipynb"
 

@@ -18,8 +18,8 @@ from ganbench.losses import GANLoss, NonSaturating
 from ganbench.module import GANModule
 from ganbench.nets.mlp import MLPDiscriminator, MLPGenerator
 from ganbench.train import build_module, train
-from tests.conftest import BIN_DIR, FAST
-from tests.test_config import LOSSES
+from tests.helpers.cli import BIN_DIR, FAST
+from tests.helpers.configs import LOSSES
 
 RESUMABLE = [*FAST, "training.g_steps=400", "training.checkpoint_every_n_g_steps=50", "eval.every_n_g_steps=100"]
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganbench.record import record_from_config
 from ganbench.search import SearchError, suggest_trial
 from ganbench.train import CONFIG_DIR
-from tests.conftest import FAST, run_cli
+from tests.helpers.cli import FAST, run_cli
 
 LOSSES = ["mm", "ns", "lsgan", "wgan", "wgan_gp"]
 

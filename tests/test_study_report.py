@@ -21,7 +21,7 @@ from ganbench.analysis.study_report import budget_axis_limits, seeds_command, st
 from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record, wandb_summary
 from ganbench.record import RunRecord, search_objective, write_record
 from ganbench.report import write_report
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 TRIANGLES = {"metric": "f1", "higher_is_better": True, "worst": 0.0}
 MNIST = {"metric": "fid", "higher_is_better": False, "worst": 31337.0}

@@ -12,8 +12,8 @@ import wandb
 
 from ganbench.errors import UserError
 from ganbench.train import train
-from tests.conftest import FAST
-from tests.test_config import LOSSES
+from tests.helpers.cli import FAST
+from tests.helpers.configs import LOSSES
 
 RECORD_KEYS = {"status", "loss", "dataset", "seed", "g_steps", "d_steps", "wall_time_s", "final", "best", "history"}
 

@@ -1,4 +1,4 @@
-"""Training cases run as their own process by tests/test_ddp.py: `python -m tests.ddp_case <case> <out_dir>`.
+"""Training cases run as their own process by tests/test_ddp.py: `python -m tests.helpers.ddp_case <case> <out_dir>`.
 
 A separate process (with a timeout in the test) keeps spawned DDP workers out of the pytest session. Each rank saves
 its parameters and what it drew to <out_dir>/rank<r>.pt.

@@ -1,37 +1,48 @@
-"""Lucic et al.'s hyperparameter search through Hydra's Optuna sweeper: one Optuna study per dataset and phase that
-covers several losses.
+"""Lucic et al.'s hyperparameter search: one Optuna study per dataset and phase that covers several losses, run by
+ganbench's sweeper (``hydra/sweeper=ganbench_search``, ``hydra_plugins/ganbench_sweeper/``) through Optuna's
+ask-and-tell interface.
 
-``conf/search/lucic_wide.yaml`` and ``lucic_narrow.yaml`` name ``suggest_trial`` as the sweeper's
-``custom_search_space``. Trials are dealt to the losses in turn (trial t trains ``search.losses[t % L]``), so an
-interrupted study has spent the same budget on every loss, and each loss's first trial is its default setting (no
-hyperparameter override at all: the loss's own YAML decides). Later trials draw every hyperparameter from
-``search.space``, with the loss's entries in ``search.per_loss`` added or replacing them.
+Trials are dealt to the losses in turn (trial t trains ``search.losses[t % L]``), so an interrupted study has spent
+the same budget on every loss, and each loss's first trial is its default setting (no hyperparameter override at all:
+the loss's own YAML decides). Later trials draw every hyperparameter from ``search.space``, with the loss's entries
+in ``search.per_loss`` added or replacing them. The loss and the trial's index are enqueued as fixed parameters
+(``Study.enqueue_trial``), so they are parameters of the study that a model-based sampler such as TPE sees.
 
 A space entry is either a constant (fixed for every drawn trial, e.g. β1 = 0.5 in the narrow search) or a mapping
-``{type: float|int|categorical, low, high, log, choices}``, the fields of hydra-optuna-sweeper's DistributionConfig.
+``{type: float|int|categorical, low, high, log, choices}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from hydra.core.global_hydra import GlobalHydra
+import optuna
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import Trial
+from optuna.samplers import BaseSampler
+from optuna.trial import Trial, TrialState
 
 from ganbench.errors import UserError
 from ganbench.validate import ConfigError, validate_search_space
 
+log = logging.getLogger(__name__)
+
 
 class SearchError(UserError, CompactHydraException):
-    """A bad search definition, found while the sweeper draws trials: Hydra prints the message alone."""
+    """A bad search definition, found before any trial runs: Hydra prints the message alone."""
 
 
 LOSS_KEY = "loss"
 TRIAL_KEY = "study.trial"
 MAX_TRIALS = 1_000_000
+RESULTS_FILE = "optimization_results.yaml"
 
 
 def loss_of_trial(losses: list[str], trial_number: int) -> tuple[str, int]:
@@ -57,34 +68,93 @@ def _suggest(trial: Trial, key: str, spec: Any) -> Any:
     return suggest(key, spec["low"], spec["high"], log=bool(spec.get("log", False)))
 
 
-def _fix(trial: Trial, **values: Any) -> None:
-    """Parameters this study decides rather than the sampler: Optuna's mechanism behind ``enqueue_trial``."""
-    trial.set_system_attr("fixed_params", dict(trial.system_attrs.get("fixed_params", {})) | values)
-
-
-def suggest_trial(cfg: DictConfig, trial: Trial) -> None:
-    """hydra-optuna-sweeper's ``custom_search_space`` hook: choose this trial's loss and draw its hyperparameters."""
-    losses = list(cfg.search.losses)
-    known = GlobalHydra.instance().config_loader().get_group_options("loss")
-    if not losses or set(losses) - set(known):
+def search_losses(search: DictConfig, known_losses: Sequence[str]) -> list[str]:
+    """``search.losses``, once the losses and every range of the space are checked: a refusal comes before any run."""
+    losses = list(search.losses)
+    if not losses or set(losses) - set(known_losses):
         raise SearchError(
-            f"search.losses={losses} must name losses of conf/loss/ ({', '.join(known)}), "
+            f"search.losses={losses} must name losses of conf/loss/ ({', '.join(known_losses)}), "
             "e.g. search.losses=[ns,wgan_gp]"
         )
-    if LOSS_KEY in trial.user_attrs:
-        raise SearchError(
-            f"a search deals its trials to the losses in search.losses ({','.join(losses)}); "
-            "choose them with search.losses=[...] instead of loss=..."
-        )
     try:
-        validate_search_space(cfg.search)
+        validate_search_space(search)
     except ConfigError as error:
         raise SearchError(str(error)) from error
-    loss, index = loss_of_trial(losses, trial.number)
-    _fix(trial, **{LOSS_KEY: loss, TRIAL_KEY: index})
+    return losses
+
+
+def draw_trial(study: optuna.Study, search: DictConfig, losses: list[str]) -> Trial:
+    """Ask the study for its next trial: the loss and index it is dealt, then (after trial 0) the loss's space."""
+    loss, index = loss_of_trial(losses, len(study.trials))
+    study.enqueue_trial({LOSS_KEY: loss, TRIAL_KEY: index})
+    trial = study.ask()
     trial.suggest_categorical(LOSS_KEY, losses)
     trial.suggest_int(TRIAL_KEY, 0, MAX_TRIALS)
-    if index == 0:
-        return
-    for key, spec in space_for(cfg.search, loss).items():
-        _suggest(trial, key, spec)
+    if index > 0:
+        for key, spec in space_for(search, loss).items():
+            _suggest(trial, key, spec)
+    return trial
+
+
+def check_command_line(arguments: list[str], losses: list[str], loader: ConfigLoader) -> None:
+    """A search's command line fixes settings; the trials' losses and ranges come from ``search.*`` alone."""
+    for override in OverridesParser.create(config_loader=loader).parse_overrides(arguments):
+        if override.get_key_element() == LOSS_KEY:
+            raise SearchError(
+                f"a search deals its trials to the losses in search.losses ({','.join(losses)}); "
+                "choose them with search.losses=[...] instead of loss=..."
+            )
+        if override.is_sweep_override():
+            raise SearchError(
+                f"{override.input_line}: a search draws its trials from search.space; give a range there, e.g. "
+                "'search.space.optim.lr={type:float,low:1e-4,high:1e-2,log:true}', or a constant as key=value"
+            )
+
+
+@dataclass
+class Study:
+    """An in-memory Optuna study with the search's rules. Relaunching the same command draws the same trials (the
+    sampler's seed is fixed, and the runs that finished earlier return their recorded objective), so a study resumes
+    without a database."""
+
+    optuna_study: optuna.Study
+    search: DictConfig
+    losses: list[str]
+
+    @classmethod
+    def create(
+        cls, search: DictConfig, arguments: list[str], loader: ConfigLoader, sampler: BaseSampler, direction: str
+    ) -> Study:
+        """The study of the search ``search``, once it and the command line ``arguments`` are checked."""
+        losses = search_losses(search, loader.get_group_options("loss"))
+        check_command_line(arguments, losses, loader)
+        return cls(optuna.create_study(sampler=sampler, direction=direction), search, losses)
+
+    @property
+    def trials_drawn(self) -> int:
+        return len(self.optuna_study.trials)
+
+    def draw(self) -> Trial:
+        return draw_trial(self.optuna_study, self.search, self.losses)
+
+    @staticmethod
+    def overrides(trial: Trial) -> list[str]:
+        """The trial as Hydra overrides of the run's config."""
+        return [f"{key}={value}" for key, value in trial.params.items()]
+
+    def tell(self, trial: Trial, result: JobReturn) -> None:
+        """The run's objective (a failed or diverged run already returns the protocol's worst score); a job that
+        crashed outside ganbench's task fails its trial, and the study goes on."""
+        if result.status == JobStatus.COMPLETED:
+            self.optuna_study.tell(trial, float(result.return_value))
+            return
+        self.optuna_study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d (%s) crashed: %s", trial.number, " ".join(self.overrides(trial)), result._return_value)
+
+    def save_results(self, sweep_dir: Path) -> None:
+        """The best trial, as ``optimization_results.yaml`` next to the runs (none when every trial failed)."""
+        completed = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if completed:
+            best = self.optuna_study.best_trial
+            results = {"name": "ganbench_search", "best_params": best.params, "best_value": best.value}
+            OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)

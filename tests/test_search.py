@@ -1,5 +1,6 @@
-"""Studies: the search configs draw the documented ranges deterministically, and real sweeps (Optuna sweeper with the
-basic and the submitit_local launcher) record every run, survive failures and skip finished runs when relaunched."""
+"""Studies: the search configs draw the documented ranges deterministically, and real sweeps (ganbench's Optuna
+sweeper with the basic and the submitit_local launcher) record every run, survive failures and skip finished runs
+when relaunched."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.record import record_from_config
-from ganbench.search import SearchError, suggest_trial
+from ganbench.search import SearchError, draw_trial, search_losses
 from ganbench.train import CONFIG_DIR
 from tests.helpers.cli import FAST, run_cli
+from tests.helpers.configs import choices
 
 LOSSES = ["mm", "ns", "lsgan", "wgan", "wgan_gp"]
 
@@ -28,16 +30,11 @@ def sweep_config(*overrides: str) -> DictConfig:
 
 
 def draw(cfg: DictConfig, n_trials: int) -> list[dict]:
-    """Ask the configured sampler for n_trials trials through the search hook, as the Optuna sweeper does."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):  # the hook checks loss names with Hydra
-        sampler = optuna.samplers.RandomSampler(seed=cfg.hydra.sweeper.sampler.seed)
-        study = optuna.create_study(sampler=sampler, direction=cfg.hydra.sweeper.direction)
-        trials = []
-        for _ in range(n_trials):
-            trial = study.ask()
-            suggest_trial(cfg, trial)
-            trials.append(dict(trial.params))
-    return trials
+    """Ask the configured sampler for n_trials trials, as ganbench's sweeper does."""
+    losses = search_losses(cfg.search, choices("loss"))
+    sampler = optuna.samplers.RandomSampler(seed=cfg.hydra.sweeper.sampler.seed)
+    study = optuna.create_study(sampler=sampler, direction=cfg.hydra.sweeper.direction)
+    return [dict(draw_trial(study, cfg.search, losses).params) for _ in range(n_trials)]
 
 
 def test_wide_search_deals_trials_to_losses_and_draws_the_reference_ranges() -> None:
@@ -105,6 +102,22 @@ def test_image_protocols_minimise_fid_and_score_failures_with_the_papers_value()
 def test_bad_search_definitions_are_refused_with_the_fix(override: str, message: str) -> None:
     with pytest.raises(SearchError, match=message):
         draw(sweep_config("search=lucic_wide", "search.losses=[ns]", override), 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("loss=ns", "choose them with search.losses=[...] instead of loss=..."),
+        ("seed=1,2", "seed=1,2: a search draws its trials from search.space; give a range there"),
+    ],
+)
+def test_a_search_refuses_command_lines_that_its_trials_would_override(
+    tmp_path: Path, argument: str, message: str
+) -> None:
+    result = run_cli("ganbench-train", "-m", "search=lucic_wide", argument, *FAST, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()  # refused before any run
 
 
 def records(root: Path) -> dict[str, dict]:

@@ -30,8 +30,9 @@ from ganbench.record import write_json_atomic
 class Scorer(Protocol):
     """A metric family of a protocol (see ganbench.metrics). Every rank calls every method."""
 
-    def setup(self, datamodule: pl.LightningDataModule, device: torch.device) -> None:
-        """Once per fit: take what the reference needs from the data (mixture means, real-image statistics)."""
+    def setup(self, datamodule: pl.LightningDataModule, device: torch.device, rank: int, world_size: int) -> None:
+        """Once per fit: take what the reference needs from the data (mixture means, real-image statistics), with
+        this process's ``rank`` among ``world_size`` (the Trainer's), for scorers that split or place work by rank."""
 
     def reset(self) -> None: ...
 
@@ -110,14 +111,16 @@ class Evaluation(pl.Callback):
         self.history = list(state_dict["history"])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GANModule) -> None:
-        self.setup_scorers(trainer.datamodule, pl_module.device)
+        self.setup_scorers(trainer.datamodule, pl_module.device, trainer.global_rank, trainer.world_size)
 
-    def setup_scorers(self, datamodule: pl.LightningDataModule, device: torch.device) -> None:
+    def setup_scorers(
+        self, datamodule: pl.LightningDataModule, device: torch.device, rank: int = 0, world_size: int = 1
+    ) -> None:
         """Give the scorers, the diagnostics and the plot what they take from the data, once per fit."""
         for scorer in self.scorers.values():
             if isinstance(scorer, nn.Module):
                 scorer.to(device)
-            scorer.setup(datamodule, device)
+            scorer.setup(datamodule, device, rank, world_size)
         self.diagnostics.setup(datamodule.reference_samples(self.diagnostics.num_real), device)
         self.plot.setup(datamodule)
 

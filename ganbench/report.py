@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ganbench.analysis.comparison import comparison_table, samples_figure
 from ganbench.analysis.runs import LoadedRuns, load_runs
-from ganbench.analysis.study import direction
+from ganbench.analysis.study import better_label
 from ganbench.analysis.study_report import (
     DEFAULT_SEEDS,
     STUDY_MARKDOWN,
@@ -131,7 +131,7 @@ def write_report(loaded: LoadedRuns, out_dir: Path, title: str, num_seeds: int =
 def study_summary(section: StudySection, num_seeds: int) -> str:
     """Table 2 and the seeds-phase commands of one dataset, as printed on the terminal."""
     heading = (
-        f"{section.dataset}: Table 2 (best {section.metric}, {direction(section.higher_is_better)}; "
+        f"{section.dataset}: Table 2 (best {section.metric}, {better_label(section.higher_is_better)}; "
         f"search phase {section.search_phase or 'none'})"
     )
     lines = [heading, table2_markdown(section)]

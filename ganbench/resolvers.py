@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from omegaconf import OmegaConf
 
 
-def direction(higher_is_better: bool) -> str:
-    """The Optuna direction of a protocol's primary metric."""
+def optuna_direction(higher_is_better: bool) -> str:
+    """The Optuna study direction of a protocol's primary metric (in prose: ganbench.analysis.study.better_label)."""
     return "maximize" if higher_is_better else "minimize"
 
 
@@ -18,5 +18,5 @@ def total_trials(losses: Sequence[str], trials_per_loss: int) -> int:
 
 
 def register() -> None:
-    OmegaConf.register_new_resolver("ganbench.direction", direction, replace=True)
+    OmegaConf.register_new_resolver("ganbench.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("ganbench.total_trials", total_trials, replace=True)

@@ -20,7 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test fixtures live in the repository's tests/
 
-from ganbench.metrics.inception import INCEPTION_WEIGHTS_FILE, InceptionScorer, InceptionV3Features
+from ganbench.metrics.feature_networks import INCEPTION_WEIGHTS_FILE, InceptionV3Features
+from ganbench.metrics.inception import InceptionScorer
 from tests.helpers.inception import RandomImages, write_random_inception_weights
 
 

@@ -27,7 +27,8 @@ from ganbench.data.triangles import (
     polygon_vertices,
     rasterize,
 )
-from ganbench.metrics.triangles import TriangleManifold, TriangleScorer
+from ganbench.metrics.triangle_fit import TriangleManifold
+from ganbench.metrics.triangles import TriangleScorer
 from ganbench.nets.infogan import InfoGANGenerator
 
 GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # candidate δs the table reports

@@ -8,6 +8,7 @@ garbage bytes, a wrong magic number, cut short, the wrong image size, still gzip
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import pickle
 import struct
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torchvision import datasets
 
 from ganbench.data.torchvision_datasets import TorchvisionDataModule
 from ganbench.data.triangles import TrianglesDataModule
 from ganbench.errors import CorruptFileError
-from ganbench.metrics.reference import ReferenceCache
+from ganbench.metrics.reference import ReferenceCache, ReferenceStats
 from tests.helpers.cli import FAST, run_cli
 from tests.helpers.image_files import md5, write_celeba, write_cifar10, write_idx, write_mnist_like
 
@@ -193,15 +195,17 @@ def test_garbage_triangles_cache_is_rebuilt_with_a_warning_naming_it(
 
 @pytest.mark.parametrize("damage", [_garbage, _empty])
 def test_garbage_reference_statistics_are_rebuilt_with_a_warning_naming_them(
-    tmp_path: Path, damage: Callable[[Path], None]
+    tmp_path: Path, damage: Callable[[Path], None], caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = ReferenceCache(tmp_path)
     path = cache.path("mnist-test-28px-1ch", {"n": 4})
     damage(path)
-    with pytest.warns(UserWarning) as warned:
-        assert cache.load(path, {"n": 4}, num_samples=4, num_features=8) is None
-    (message,) = [str(warning.message) for warning in warned]
-    assert message == f"reference statistics {path} are unreadable (not a torch file); rebuilding them"
+    built = ReferenceStats.from_features(torch.zeros(4, 8))
+    with caplog.at_level(logging.WARNING, logger="ganbench.cache"):
+        assert cache.load_or_build(path, {"n": 4}, lambda: built, num_samples=4, num_features=8) is built
+    assert caplog.messages == [
+        f"reference statistics file {path} is unusable (ValueError: not a torch file); rebuilding it"
+    ]
 
 
 def test_cli_names_the_corrupt_mnist_file_in_one_line(tmp_path: Path) -> None:

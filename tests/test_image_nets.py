@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 
+from ganbench.errors import UserError
 from ganbench.losses import GANLoss, GradientPenalty, Hinge, NonSaturating, Wasserstein
 from ganbench.module import GANModule
 from ganbench.nets import dcgan, infogan, resnet
@@ -72,7 +73,7 @@ def test_generator_and_discriminator_shapes(model: str, size: int, channels: int
 def test_unsupported_size_names_the_supported_ones(model: str) -> None:
     sizes = ", ".join(str(s) for s in sorted(SUPPORTED[model]))
     for make in NETS[model]:
-        with pytest.raises(ValueError, match=rf"{model} supports image_size in \{{{sizes}\}}, got 48"):
+        with pytest.raises(UserError, match=rf"{model} supports image_size in \{{{sizes}\}}, got 48"):
             make(image_size=48, channels=3)
 
 

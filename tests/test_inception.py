@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import socket
 import time
 import urllib.error
@@ -26,13 +27,13 @@ from torch import Tensor, nn
 
 from ganbench.errors import UserError
 from ganbench.evaluation import Evaluation
-from ganbench.metrics.inception import (
+from ganbench.metrics.feature_networks import (
     INCEPTION_WEIGHTS_FILE,
     PYTORCH_FID_WEIGHTS_FILE,
-    InceptionScorer,
     InceptionV3Features,
     to_network_input,
 )
+from ganbench.metrics.inception import InceptionScorer
 from ganbench.metrics.reference import reference_key
 from tests.helpers.image_files import write_mnist_like
 from tests.helpers.inception import RandomImages, TinyFeatures, write_random_inception_weights
@@ -181,7 +182,7 @@ def _corrupt(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "wrong shape", "other fields"])
-def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, how: str) -> None:
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
     datamodule, fake = RandomImages(), fake_images()
     first = make_scorer(tmp_path)
     first.setup(datamodule, CPU)
@@ -189,8 +190,9 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, how: str) -> No
     _corrupt(first.reference_path, how)
 
     rebuilt = make_scorer(tmp_path)
-    with pytest.warns(UserWarning, match="rebuilding"):
+    with caplog.at_level(logging.WARNING, logger="ganbench.cache"):
         rebuilt.setup(datamodule, CPU)
+    assert "rebuilding" in caplog.text
     assert rebuilt.cache_hit is False and rebuilt.real_feature_passes > 0
     assert evaluate(rebuilt, fake) == expected
     third = make_scorer(tmp_path)
@@ -334,7 +336,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: Path, fake: Tens
     )
     try:
         scorer = make_scorer(out_dir / "cache")
-        scorer.setup(RandomImages(), CPU)
+        scorer.setup(RandomImages(), CPU, rank, world_size)
         mine = fake[rank::world_size]
         rounds = [evaluate(scorer, mine, chunk=4 if rank == 0 else 8) for _ in range(2)]
         (out_dir / f"rank{rank}.json").write_text(json.dumps(rounds))

@@ -18,17 +18,10 @@ from torch import Tensor, nn
 
 from ganbench.data import triangles as data
 from ganbench.data.triangles import TrianglesDataModule, coverage_to_images, generate, polygon_vertices, rasterize
-from ganbench.metrics.triangles import (
-    CURVE_DELTAS,
-    DELTA,
-    TriangleManifold,
-    TriangleScorer,
-    f1_score,
-    generator_distance,
-    render_uniforms,
-    stack_images,
-    vertices_from_uniforms,
-)
+from ganbench.metrics.inversion import generator_distance
+from ganbench.metrics.triangle_fit import TriangleManifold
+from ganbench.metrics.triangle_render import render_uniforms, vertices_from_uniforms
+from ganbench.metrics.triangles import CURVE_DELTAS, DELTA, TriangleScorer, f1_score, stack_images
 from ganbench.nets.base import Generator
 from ganbench.nets.infogan import InfoGANGenerator
 

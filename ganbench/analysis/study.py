@@ -197,7 +197,7 @@ def budget_curves(
     }
 
 
-def direction(higher_is_better: bool) -> str:
+def better_label(higher_is_better: bool) -> str:
     """Said on every axis and table of a score, since FID falls and F1 rises as a loss gets better."""
     return "higher is better" if higher_is_better else "lower is better"
 
@@ -226,7 +226,7 @@ def plot_search_scores(
         labels.append(f"{loss}\nn={n}" + (f"\n({n - len(scores)} not plotted)" if n > len(scores) else ""))
     ax.set_xticks(positions, labels)
     ax.set_xlabel("loss (n search runs; diverged, failed and unscored ones not plotted)")
-    ax.set_ylabel(f"best {metric} of the run ({direction(higher_is_better)})")
+    ax.set_ylabel(f"best {metric} of the run ({better_label(higher_is_better)})")
     ax.set_title(title)
     figure.tight_layout()
     return figure

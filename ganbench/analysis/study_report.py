@@ -24,8 +24,8 @@ from ganbench.analysis.study import (
     SEEDS_PHASE,
     best_per_loss,
     best_search_runs,
+    better_label,
     budget_curves,
-    direction,
     plot_budget_curves,
     plot_search_scores,
     search_phase_of,
@@ -256,7 +256,7 @@ def plot_delta_curves(curves: pd.DataFrame, delta: float | None, title: str) -> 
 
 def write_section_files(section: StudySection, runs: pd.DataFrame, out_dir: Path) -> dict[str, str]:
     """The section's CSVs and PNGs, named ``<dataset>_<what>``; returns their names by what they show."""
-    stem, label = _file_stem(section.dataset), f"{section.metric} ({direction(section.higher_is_better)})"
+    stem, label = _file_stem(section.dataset), f"{section.metric} ({better_label(section.higher_is_better)})"
     files = {"table2": f"{stem}_table2.csv", "metrics": f"{stem}_metrics.csv"}
     section.table.to_csv(out_dir / files["table2"], index=False)
     section.metrics.to_csv(out_dir / files["metrics"], index=False)
@@ -293,7 +293,7 @@ def commands_markdown(section: StudySection) -> str:
 
 def section_markdown(section: StudySection) -> str:
     """The dataset's part of ``study.md``."""
-    files, how = section.files, direction(section.higher_is_better)
+    files, how = section.files, better_label(section.higher_is_better)
     parts = [
         f"## {section.dataset}",
         f"Score: best `{section.metric}` of each run ({how}); a diverged or failed run scores the protocol's worst "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ganbench.atomic import atomic_path
+from ganbench.cache import load_or_build
 from ganbench.data.images import ImageDataModule
 from ganbench.errors import UserError
-
-log = logging.getLogger(__name__)
 
 NUM_IMAGES = 80_000
 RASTER = 28  # image side, pixels
@@ -138,28 +136,26 @@ def _read_cache(path: Path, num_images: int, seed: int) -> dict[str, np.ndarray]
     return arrays
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], num_images: int, seed: int) -> None:
-    """Atomically, so a reader never sees a partial cache (also across DDP ranks)."""
+def _write_cache(arrays: dict[str, np.ndarray], path: Path, num_images: int, seed: int) -> None:
     metadata = np.array(json.dumps(_metadata(arrays, num_images, seed)))
-    with atomic_path(path) as temporary, temporary.open("wb") as file:
+    with path.open("wb") as file:  # an open file: given a path, savez would append ".npz" to it
         np.savez_compressed(file, metadata=metadata, **arrays)
 
 
-def load_or_build(path: Path, num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:
-    """The data set from its cache at ``path``, built (and cached) when the file is missing, partial or corrupt."""
-    if path.exists():
-        try:
-            return _read_cache(path, num_images, seed)
-        except Exception as error:  # any unreadable cache is rebuilt: zip, key, JSON and checksum errors alike
-            log.warning("triangles cache %s is unusable (%s: %s); rebuilding it", path, type(error).__name__, error)
-    arrays = generate(num_images, seed)
+def load_or_generate(path: Path, num_images: int = NUM_IMAGES, seed: int = 0) -> dict[str, np.ndarray]:
+    """The data set from its cache at ``path``, generated (and cached) when the file is missing, partial or corrupt."""
     try:
-        _write_cache(path, arrays, num_images, seed)
-    except OSError as error:
+        return load_or_build(
+            path,
+            load=partial(_read_cache, num_images=num_images, seed=seed),
+            build=partial(generate, num_images, seed),
+            save=partial(_write_cache, num_images=num_images, seed=seed),
+            what="triangles cache",
+        )
+    except OSError as error:  # reading errors are rebuilt, so this is the write
         raise UserError(
             f"cannot write the triangles cache {path}: {error}. Set data_root=<a writable folder>."
         ) from error
-    return arrays
 
 
 class TriangleImages(Dataset):
@@ -218,7 +214,7 @@ class TrianglesDataModule(ImageDataModule):
     def arrays(self) -> dict[str, np.ndarray]:
         """All images' coverage counts and generator draws, loaded (or built) once per process."""
         if self._arrays is None:
-            self._arrays = load_or_build(self.cache_path, self.num_images, self.data_seed)
+            self._arrays = load_or_generate(self.cache_path, self.num_images, self.data_seed)
         return self._arrays
 
     def split_slice(self, split: str) -> slice:

@@ -46,7 +46,8 @@ class MixtureScorer:
         self.samples = CatMetric(nan_strategy="disable")
         self.mixture: GaussianMixture | None = None
 
-    def setup(self, datamodule: MixtureDataModule, device: torch.device) -> None:
+    def setup(self, datamodule: MixtureDataModule, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
+        """Every rank scores its own samples: the CatMetric gathers them, so rank and world size play no part."""
         self.mixture = datamodule.mixture
         self.samples.to(device)
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ganbench.atomic import atomic_path
+from ganbench.cache import load_or_build
 
 FORMAT_VERSION = 1
 
@@ -65,31 +66,38 @@ class ReferenceCache:
     def path(self, name: str, fields: dict[str, Any]) -> Path:
         return self.cache_dir / f"{name}-{reference_key(fields)[:16]}.pt"
 
-    def load(self, path: Path, fields: dict[str, Any], num_samples: int, num_features: int) -> ReferenceStats | None:
-        """The cached statistics, or None when there are none; a file that is unreadable or does not match
-        ``fields`` and the expected shapes is reported with a warning and treated as missing (it gets rebuilt)."""
-        if not path.exists():
-            return None
-        if not zipfile.is_zipfile(path):  # torch.save writes a zip; torch.load's own error on garbage is a page long
-            warnings.warn(
-                f"reference statistics {path} are unreadable (not a torch file); rebuilding them", stacklevel=2
-            )
-            return None
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            stats = ReferenceStats(**{name: stored[name] for name in ReferenceStats.__dataclass_fields__})
-            valid = stored["format"] == FORMAT_VERSION and stored["fields"] == fields
-            valid = valid and stats.matches(num_samples, num_features)
-        except Exception as error:  # any unreadable file (truncated, not a torch file, missing keys) is rebuilt
-            warnings.warn(f"reference statistics {path} are unreadable ({error!r}); rebuilding them", stacklevel=2)
-            return None
-        if not valid:
-            warnings.warn(f"reference statistics {path} do not match this protocol; rebuilding them", stacklevel=2)
-            return None
-        return stats
+    def load_or_build(
+        self,
+        path: Path,
+        fields: dict[str, Any],
+        build: Callable[[], ReferenceStats],
+        num_samples: int,
+        num_features: int,
+    ) -> ReferenceStats:
+        """The statistics cached at ``path`` for ``fields``, else ``build()``, cached for the next run. A file that
+        is unreadable or does not match ``fields`` and the shapes of ``num_samples`` ``num_features``-d features is
+        logged and rebuilt."""
+        return load_or_build(
+            path,
+            load=partial(_read, fields=fields, num_samples=num_samples, num_features=num_features),
+            build=build,
+            save=partial(_write, fields=fields),
+            what="reference statistics file",
+        )
 
-    def save(self, path: Path, fields: dict[str, Any], stats: ReferenceStats) -> None:
-        """Atomically: readers (other runs sharing data_root) never see a partial file."""
-        tensors = {name: value.cpu() if isinstance(value, Tensor) else value for name, value in vars(stats).items()}
-        with atomic_path(path) as temporary:
-            torch.save({"format": FORMAT_VERSION, "fields": fields, **tensors}, temporary)
+
+def _read(path: Path, fields: dict[str, Any], num_samples: int, num_features: int) -> ReferenceStats:
+    """The stored statistics; raises when the file is not a torch file, lacks a key or was written for other
+    ``fields`` or shapes."""
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; torch.load's own error on garbage is a page long
+        raise ValueError("not a torch file")
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    stats = ReferenceStats(**{name: stored[name] for name in ReferenceStats.__dataclass_fields__})
+    if stored["format"] != FORMAT_VERSION or stored["fields"] != fields or not stats.matches(num_samples, num_features):
+        raise ValueError("written for another protocol or with other shapes")
+    return stats
+
+
+def _write(stats: ReferenceStats, path: Path, fields: dict[str, Any]) -> None:
+    tensors = {name: value.cpu() if isinstance(value, Tensor) else value for name, value in vars(stats).items()}
+    torch.save({"format": FORMAT_VERSION, "fields": fields, **tensors}, path)

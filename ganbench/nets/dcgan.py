@@ -10,12 +10,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
-from ganbench.nets.init import apply_spectral_norm, batch_norm_or_identity, check_image_size, normal_init_
+from ganbench.nets.layers import LEAK, apply_spectral_norm, batch_norm_or_identity, check_image_size, normal_init_
 
 # image size → (base resolution, number of k4 s2 stages between base and image): 4→…→32/64 as in Radford et al.;
 # 28 px starts from 7×7, which costs nothing and lets the same model run on MNIST-sized data.
 GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
-LEAK = 0.2
 
 
 def _widths(width: int, stages: int) -> list[int]:

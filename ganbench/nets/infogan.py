@@ -10,13 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
-from ganbench.nets.init import batch_norm_or_identity, check_image_size, normal_init_
+from ganbench.nets.layers import LEAK, batch_norm_or_identity, check_image_size, normal_init_
 
 SUPPORTED_SIZES = (28, 32, 64)
 # TF's batch_norm(decay=0.999, epsilon=0.001): PyTorch's momentum is 1 − decay.
 BN_MOMENTUM = 0.001
 BN_EPS = 1e-3
-LEAK = 0.2
 HIDDEN = 1024  # width of the fully connected hidden layer in G and D
 CHANNELS = 64  # channels of the first convolution of D (and the last deconvolution of G); the other has twice as many
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.layers import LEAK
 
 
 def _mlp(
@@ -46,7 +47,7 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, data_dim: int = 2, hidden_dim: int = 200, num_hidden: int = 3, batch_norm: bool = False) -> None:
         super().__init__()
-        self.net = _mlp(data_dim, hidden_dim, num_hidden, 1, batch_norm, nn.LeakyReLU(0.2))
+        self.net = _mlp(data_dim, hidden_dim, num_hidden, 1, batch_norm, nn.LeakyReLU(LEAK))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)

@@ -12,7 +12,7 @@ import math
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
-from ganbench.nets.init import apply_spectral_norm, check_image_size
+from ganbench.nets.layers import apply_spectral_norm, check_image_size
 
 SUPPORTED_SIZES = (32,)
 BOTTOM = 4  # G's first feature map is 4×4; 3 up-blocks reach 32×32

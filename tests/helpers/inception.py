@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from ganbench.data.images import ImageDataModule, ImagesOnly
-from ganbench.metrics.inception import Features
+from ganbench.metrics.feature_networks import Features
 
 
 def write_random_inception_weights(path: Path, seed: int = 0) -> Path:

@@ -1,4 +1,5 @@
-"""Initialisation and small construction helpers shared by the image networks, written once for all of them."""
+"""What the networks share, written once for all of them: the image-size check, weight initialisation, spectral
+normalisation, optional BatchNorm layers and the LeakyReLU slope."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ from collections.abc import Collection
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from ganbench.errors import UserError
+
 INIT_STD = 0.02  # DCGAN (Radford et al.) and compare_gan v1 (Lucic et al.): weights ~ N(0, 0.02)
+LEAK = 0.2  # the negative slope of every LeakyReLU (DCGAN, InfoGAN, MLP), as in Radford et al. and compare_gan v1
 
 WeightLayer = nn.Linear | nn.Conv2d | nn.ConvTranspose2d
+
+
+class UnsupportedImageSize(UserError, ValueError):
+    """An image size a network has no geometry for. A ValueError too, so that ``ganbench.errors`` reports it as a
+    refused config argument, naming the config node that passed it."""
 
 
 def check_image_size(model: str, image_size: int, supported: Collection[int]) -> None:
     """Fail at construction, naming the sizes that work, instead of with a shape error deep inside a forward pass."""
     if image_size not in supported:
         sizes = ", ".join(str(size) for size in sorted(supported))
-        raise ValueError(f"{model} supports image_size in {{{sizes}}}, got {image_size}")
+        raise UnsupportedImageSize(f"{model} supports image_size in {{{sizes}}}, got {image_size}")
 
 
 def normal_init_(module: nn.Module, std: float = INIT_STD, truncate_conv: bool = False) -> nn.Module:

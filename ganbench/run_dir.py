@@ -30,7 +30,7 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 LOCK_FILE = ".lock"
 # Keys that do not change what a run computes: launching again with other values still resumes or skips the run
 # (a study's budget grows with search.trials_per_loss; the launcher, logger and time limit may change between launches).
-NOT_IDENTITY = ("parallel_jobs", "cpu_threads", "search.", "logger.", "training.time_limit")
+NOT_IDENTITY = ("parallel_jobs", "cpu_threads", "verbose", "search.", "logger.", "training.time_limit")
 FINISHED = ("completed", "diverged")
 
 

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 
 from ganbench.batch_norm import CHOICES
 from ganbench.diagnostics import headline
-from ganbench.train import LAST_CHECKPOINT, RESOLVED_CONFIG, build_module
+from ganbench.run import build_module
+from ganbench.run_dir import LAST_CHECKPOINT, RESOLVED_CONFIG
 
 
 def score(run_dir: Path, statistics: str) -> dict[str, float]:

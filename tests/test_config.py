@@ -8,7 +8,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ganbench.losses import GANLoss
-from ganbench.train import CONFIG_DIR, build_module
+from ganbench.run import build_module
+from ganbench.train import CONFIG_DIR
 from ganbench.validate import validate
 from tests.helpers.configs import DATASETS, LOSSES, MODELS, choices
 

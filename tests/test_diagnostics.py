@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from ganbench.batch_norm import evaluation_generator
+from ganbench.console import result_line
 from ganbench.diagnostics import DIAGNOSTIC_KEYS, SampleDiagnostics, headline, pairwise_auc, warnings_of
 from ganbench.nets.infogan import InfoGANGenerator
 from ganbench.record import RunRecord
-from ganbench.train import _describe, train
+from ganbench.run import train
 from tests.helpers.cli import FAST
 
 
@@ -146,6 +147,6 @@ def test_the_result_line_shows_d_accuracy_and_warnings() -> None:
     record = RunRecord(status="completed", loss="ns", dataset="ring", model="mlp", seed=0, g_steps=5)
     record.primary_metric, record.final, record.best = "modes", final, final
     record.warnings = ["collapsed generator (sample spread 0 of the data's)"]
-    line = _describe(record)
+    line = result_line(record)
     assert "final: modes 1 |" in line and "spread_ratio" not in line
     assert line.endswith("| D accuracy 0.97 | WARNING: collapsed generator (sample spread 0 of the data's)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ganbench.train import train
+from ganbench.run import train
 from tests.helpers.fashion_mnist import FASHION_MNIST_FILES
 
 SHORT = [

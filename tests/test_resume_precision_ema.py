@@ -17,7 +17,7 @@ from ganbench.data.mixtures import MixtureDataModule, ring
 from ganbench.losses import GANLoss, NonSaturating
 from ganbench.module import GANModule
 from ganbench.nets.mlp import MLPDiscriminator, MLPGenerator
-from ganbench.train import build_module, train
+from ganbench.run import build_module, train
 from tests.helpers.cli import BIN_DIR, FAST
 from tests.helpers.configs import LOSSES
 

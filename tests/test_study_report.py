@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from ganbench.analysis.runs import LoadedRuns, load_runs
 from ganbench.analysis.study import TABLE_COLUMNS, expected_best_curve
 from ganbench.analysis.study_report import budget_axis_limits, seeds_command, study_report
-from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record, wandb_summary
+from ganbench.analysis.wandb_runs import load_runs_from_wandb, wandb_record
+from ganbench.loggers import wandb_summary
 from ganbench.record import RunRecord, search_objective, write_record
 from ganbench.report import write_report
 from tests.helpers.cli import run_cli

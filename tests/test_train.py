@@ -11,7 +11,7 @@ import torch
 import wandb
 
 from ganbench.errors import UserError
-from ganbench.train import train
+from ganbench.run import train
 from tests.helpers.cli import FAST
 from tests.helpers.configs import LOSSES
 

@@ -1,7 +1,7 @@
 """The runs of a W&B project as the table ``load_runs`` builds from disk, so a study logged online is reported alike.
 
 A W&B run holds the fully resolved config (``logger.log_hyperparams``) and, in its summary, the record's status,
-``final/<metric>``, ``best/<metric>`` and the run's Hydra overrides (``ganbench.train._publish_to_wandb``), from which
+``final/<metric>``, ``best/<metric>`` and the run's Hydra overrides (``ganbench.loggers.wandb_summary``), from which
 the seeds-phase commands are built as from disk.
 """
 
@@ -36,15 +36,6 @@ def _stage(summary: Mapping[str, Any], stage: str) -> dict[str, Any] | None:
     prefix = f"{stage}/"
     metrics = {key.removeprefix(prefix): value for key, value in summary.items() if key.startswith(prefix)}
     return metrics or None
-
-
-def wandb_summary(record: RunRecord) -> dict[str, Any]:
-    """What a run publishes in its W&B summary: status, objective and overrides, ``final/<metric>`` and
-    ``best/<metric>``, so dashboards sort runs by them and ``wandb_record`` rebuilds the record."""
-    summary = {"status": record.status, "g_steps": record.g_steps, "wall_time_s": record.wall_time_s}
-    summary |= {"objective": record.objective, "overrides": record.overrides, "warnings": record.warnings}
-    summary |= {f"final/{k}": v for k, v in (record.final or {}).items()}
-    return summary | {f"best/{k}": v for k, v in (record.best or {}).items()}
 
 
 def wandb_record(config: Mapping[str, Any], summary: Mapping[str, Any]) -> RunRecord | None:

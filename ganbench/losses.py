@@ -103,13 +103,15 @@ def input_gradient(discriminator: nn.Module, inputs: Tensor) -> Tensor:
     """∂ Σ D(x) / ∂x per example, kept in the graph so that the penalty itself can be back-propagated.
 
     Computed with autocast off, in the dtype of D's parameters (fp32 under mixed precision): the inner gradient is not
-    covered by the loss scaler of 16-bit training, and fp32 keeps it from underflowing."""
+    covered by the loss scaler of 16-bit training, and fp32 keeps it from underflowing. The gradient itself is taken
+    inside the autocast-off block too: with ``create_graph`` its backward ops are recorded like forward ops, and under
+    the trainer's autocast they would run in 16 bits (bf16 on the CPU: 3.7e-3 relative error, tests/test_losses.py)."""
     parameter = next(discriminator.parameters(), None)
     dtype = inputs.dtype if parameter is None else parameter.dtype
     inputs = inputs.detach().to(dtype).requires_grad_(True)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         out = discriminator(inputs)
-    (grad,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
+        (grad,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
     return grad.flatten(start_dim=1)
 
 

@@ -4,7 +4,8 @@ statistics cache (the real images pass through the network too) and a warm one (
     python scripts/bench_eval.py --num-fake 40 --num-real 40 --batch-size 10
 
 Uses random-weight Inception weights from the test fixtures (no download): the network does the same arithmetic
-whatever its weight values, so throughput does not depend on them. Runs on the CPU and, if available, on CUDA.
+whatever its weight values, so throughput does not depend on them. Runs on the CPU and, if available, on CUDA
+(``--devices cuda``: the GPU alone, e.g. with the protocol's 10,000 images).
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--metrics", default="fid,is,kid")
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="devices to measure, in order; cuda is left out where torch sees none"
+    )
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    wanted = [torch.device(name) for name in args.devices.split(",")]
+    devices = [device for device in wanted if device.type != "cuda" or torch.cuda.is_available()]
     print(
         f"{args.num_fake} generated / {args.num_real} real {args.channels}×{args.image_size}² images, batch "
         f"{args.batch_size}, metrics {args.metrics}, torch threads {torch.get_num_threads()}"

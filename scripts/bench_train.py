@@ -2,10 +2,11 @@
 
 Same networks (the paper's InfoGAN at 28 px), same loss object, same n_critic, same batch, same in-memory data and
 DataLoader; both run in this process, alternating, so drifts of the machine hit both. Lightning is timed from the
-first to the last training batch (Trainer setup excluded), the plain loop likewise after one warm-up step.
+end of the last warm-up step to the last training batch (Trainer setup excluded), the plain loop likewise.
 
     python scripts/bench_train.py                       # CPU: NS (1:1) and WGAN-GP (5:1), batch 64
-    python scripts/bench_train.py --device cuda --precision bf16-mixed --compile
+    python scripts/bench_train.py --device cuda --precision bf16-mixed
+    python scripts/bench_train.py --device cuda --compile --warmup 5   # recompilations stay out of the timing
     python scripts/bench_train.py --width cpu           # model=infogan_cpu's half-width networks
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import lightning.pytorch as pl
@@ -44,7 +46,8 @@ def networks(batch_norm: bool, device: str, width: str) -> tuple[InfoGANGenerato
 
 
 def loader(n_critic: int, batch: int, steps: int) -> DataLoader:
-    images = torch.rand((steps + 2) * n_critic * batch, 1, 28, 28) * 2 - 1
+    """At least ``steps`` G steps' worth of random images (one spare batch)."""
+    images = torch.rand((steps + 1) * n_critic * batch, 1, 28, 28) * 2 - 1
     return DataLoader(TensorDataset(images), batch_size=n_critic * batch, shuffle=True, drop_last=True)
 
 
@@ -65,7 +68,10 @@ def _images_only(items: list[tuple[torch.Tensor]]) -> torch.Tensor:
 
 
 class _StepTimer(pl.Callback):
-    def __init__(self) -> None:
+    """Times the steps after the first ``warmup`` (allocations, kernel tuning, compilation)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
         self.started = self.ended = 0.0
         self.steps = 0
 
@@ -73,31 +79,46 @@ class _StepTimer(pl.Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize()
         self.steps += 1
-        if self.steps == 1:  # the first step (allocations, compilation) is warm-up
+        if self.steps == self.warmup:
             self.started = time.perf_counter()
         self.ended = time.perf_counter()
 
 
-def lightning_steps_per_s(
-    loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool, width: str
-) -> float:
-    make_loss, n_critic = LOSSES[loss_name]
-    generator, discriminator = networks(batch_norm=loss_name == "ns", device="cpu", width=width)
+@dataclass(frozen=True)
+class Case:
+    """One measured setting, the same for GANModule and the plain loop."""
+
+    loss: str
+    steps: int  # G steps timed
+    warmup: int  # G steps run before the timing starts
+    batch: int
+    device: str
+    precision: str
+    compile: bool
+    width: str
+
+    @property
+    def n_critic(self) -> int:
+        return LOSSES[self.loss][1]
+
+
+def lightning_steps_per_s(case: Case) -> float:
+    generator, discriminator = networks(batch_norm=case.loss == "ns", device="cpu", width=case.width)
     module = GANModule(
         generator,
         discriminator,
-        make_loss(),
+        LOSSES[case.loss][0](),
         partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999)),
         partial(torch.optim.Adam, lr=1e-4, betas=(0.5, 0.999)),
-        n_critic=n_critic,
-        g_step_budget=steps + 1,
-        compile_networks=compile_,
+        n_critic=case.n_critic,
+        g_step_budget=case.warmup + case.steps,
+        compile_networks=case.compile,
     )
-    timer = _StepTimer()
+    timer = _StepTimer(case.warmup)
     trainer = pl.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu",
+        accelerator="gpu" if case.device == "cuda" else "cpu",
         devices=1,
-        precision=precision,
+        precision=case.precision,
         max_epochs=-1,
         logger=False,
         enable_checkpointing=False,
@@ -106,26 +127,23 @@ def lightning_steps_per_s(
         log_every_n_steps=50,
         callbacks=[timer],
     )
-    trainer.fit(module, datamodule=_Unpack(loader(n_critic, batch, steps)))
-    return (timer.steps - 1) / (timer.ended - timer.started)
+    trainer.fit(module, datamodule=_Unpack(loader(case.n_critic, case.batch, case.warmup + case.steps)))
+    return (timer.steps - case.warmup) / (timer.ended - timer.started)
 
 
-def plain_steps_per_s(
-    loss_name: str, steps: int, batch: int, device: str, precision: str, compile_: bool, width: str
-) -> float:
+def plain_steps_per_s(case: Case) -> float:
     """The same step as GANModule, written out: n_critic D steps on their own real batches, then one G step."""
-    make_loss, n_critic = LOSSES[loss_name]
-    loss = make_loss()
-    generator, discriminator = networks(batch_norm=loss_name == "ns", device=device, width=width)
-    if compile_:
+    loss, n_critic, batch, device = LOSSES[case.loss][0](), case.n_critic, case.batch, case.device
+    generator, discriminator = networks(batch_norm=case.loss == "ns", device=device, width=case.width)
+    if case.compile:
         generator.compile()
         if loss.penalty is None:
             discriminator.compile()
     g_opt = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
-    started, done = 0.0, 0
-    for step, (images,) in enumerate(loader(n_critic, batch, steps)):
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=case.precision == "bf16-mixed")
+    started = 0.0
+    for step, (images,) in enumerate(loader(n_critic, batch, case.warmup + case.steps), start=1):
         for real in images.to(device).reshape(n_critic, batch, 1, 28, 28):
             with autocast, torch.no_grad():
                 fake = generator(generator.sample_latent(batch, device=real.device))
@@ -145,20 +163,27 @@ def plain_steps_per_s(
         bool(torch.isfinite(torch.stack([d_loss.detach().float(), g_loss.detach().float()])).all())  # same sync
         if device == "cuda":
             torch.cuda.synchronize()
-        if step == 0:
+        if step == case.warmup:
             started = time.perf_counter()
-        done = step
-        if step == steps:
+        if step == case.warmup + case.steps:
             break
-    return done / (time.perf_counter() - started)
+    return case.steps / (time.perf_counter() - started)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
-    parser.add_argument("--steps", type=int, default=20, help="G steps timed per trial (after 1 warm-up step)")
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=_positive, default=20, help="G steps timed per trial, after the warm-up")
+    parser.add_argument("--warmup", type=_positive, default=1, help="G steps per trial before the timing starts")
+    parser.add_argument("--trials", type=_positive, default=3)
+    parser.add_argument("--batch", type=_positive, default=64)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true")
@@ -166,21 +191,22 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"device={args.device} precision={args.precision} compile={args.compile} batch={args.batch} "
-        f"width={args.width} threads={torch.get_num_threads()} torch={torch.__version__}"
+        f"width={args.width} steps={args.steps} warmup={args.warmup} threads={torch.get_num_threads()} "
+        f"torch={torch.__version__}"
     )
     print("| loss | n_critic | GANModule G steps/s | plain G steps/s | ratio | GANModule real images/s |")
     print("|---|---|---|---|---|---|")
-    for loss_name in args.losses:
-        settings = (loss_name, args.steps, args.batch, args.device, args.precision, args.compile, args.width)
+    for loss in args.losses:
+        case = Case(loss, args.steps, args.warmup, args.batch, args.device, args.precision, args.compile, args.width)
         lightning, plain = [], []
         for _ in range(args.trials):
-            lightning.append(lightning_steps_per_s(*settings))
-            plain.append(plain_steps_per_s(*settings))
-        n_critic = LOSSES[loss_name][1]
+            lightning.append(lightning_steps_per_s(case))
+            plain.append(plain_steps_per_s(case))
         ours, theirs = statistics.median(lightning), statistics.median(plain)
         print(
-            f"| {loss_name} | {n_critic} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.3f} | "
-            f"{ours * n_critic * args.batch:.1f} |"
+            f"| {loss} | {case.n_critic} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.3f} | "
+            f"{ours * case.n_critic * case.batch:.1f} |",
+            flush=True,
         )
 
 

@@ -65,6 +65,7 @@ def test_defaults_are_valid(make_config) -> None:
     validate(make_config())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("overrides", "key", "allowed"), [INVALID[i] for i in (0, 2, 3, 5, 9, 13, 14)])
 def test_cli_rejects_invalid_value(tmp_path: Path, overrides: str, key: str, allowed: str) -> None:
     result = run_cli("ganbench-train", *overrides.split(), *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
@@ -74,6 +75,7 @@ def test_cli_rejects_invalid_value(tmp_path: Path, overrides: str, key: str, all
     assert not (tmp_path / "run" / "checkpoints").exists(), "no training may start"
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_gpu_trainer_without_a_gpu(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "trainer=gpu", *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2
@@ -83,6 +85,7 @@ def test_cli_refuses_a_gpu_trainer_without_a_gpu(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cli_lists_choices_for_unknown_loss(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "loss=wgan-gp", *FAST, cwd=tmp_path)
     assert result.returncode == 2, "Hydra's refusal of the command line is bad input too"
@@ -92,12 +95,14 @@ def test_cli_lists_choices_for_unknown_loss(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_rejects_unknown_key(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "optim.learning_rate=1e-3", *FAST, cwd=tmp_path)
     assert result.returncode == 2
     assert "optim.learning_rate" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_names_the_config_key_of_an_argument_a_network_refuses(tmp_path: Path) -> None:
     """A value within its rule that the network still refuses (an image size it has no geometry for) comes back from
     Hydra's instantiate as one line naming the config node, exit code 2."""

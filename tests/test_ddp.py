@@ -12,6 +12,8 @@ import torch
 
 from tests.helpers.cli import FAST, run_cli
 
+pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ganbench.run import train
 from tests.helpers.fashion_mnist import FASHION_MNIST_FILES
 
@@ -32,6 +34,7 @@ def test_fixture_lays_out_the_packaged_files_as_torchvision_reads_them(fashion_m
     assert sizes["train-images-idx3-ubyte"] == 16 + 60000 * 28 * 28 and sizes["t10k-labels-idx1-ubyte"] == 8 + 10000
 
 
+@pytest.mark.slow
 def test_preset_learns_on_real_fashion_mnist(make_config, fashion_mnist_root: Path, tmp_path: Path) -> None:
     record = train(make_config(*SHORT, f"data_root={fashion_mnist_root}"), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -208,6 +208,7 @@ def test_garbage_reference_statistics_are_rebuilt_with_a_warning_naming_them(
     ]
 
 
+@pytest.mark.slow
 def test_cli_names_the_corrupt_mnist_file_in_one_line(tmp_path: Path) -> None:
     write_mnist_like(tmp_path / "data", "MNIST")
     path = tmp_path / "data" / "MNIST" / "raw" / TRAIN_IMAGES

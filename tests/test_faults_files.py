@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers.cli import FAST, run_cli
 
+pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
+
 GARBAGE = b"\x00\x13garbage\xff" * 10
 
 

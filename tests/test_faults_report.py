@@ -80,6 +80,7 @@ def mixed_dir(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_report_lists_the_unreadable_records_and_reports_the_rest(mixed_dir: Path, tmp_path: Path) -> None:
     result = _report(mixed_dir, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -101,6 +102,7 @@ def test_report_lists_the_unreadable_records_and_reports_the_rest(mixed_dir: Pat
     assert markdown.count("\n|") == 2 + len(GOOD), "header, rule and the good runs only"
 
 
+@pytest.mark.slow
 def test_report_with_no_readable_record_is_one_clear_error(tmp_path: Path) -> None:
     _write_bad(tmp_path / "sweep", BAD)
     result = _report(tmp_path / "sweep", tmp_path)

@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 
 from tests.helpers.cli import BIN_DIR, run_cli
 
+pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
+
 BUDGET = 1500
 # A run long enough to be stopped mid-way: the first evaluation (step 100) writes progress.json, the signal follows.
 RUN = [

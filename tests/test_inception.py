@@ -355,6 +355,7 @@ def _spawn(world_size: int, out_dir: Path, fake: Tensor, timeout: float = 180) -
     return [json.loads((out_dir / f"rank{rank}.json").read_text()) for rank in range(world_size)]
 
 
+@pytest.mark.slow
 def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
     fake = fake_images(30)
     single = make_scorer(tmp_path / "single")

@@ -10,6 +10,8 @@ from nbclient import NotebookClient
 
 from tests.helpers.cli import FAST, run_cli
 
+pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "compare_losses.ipynb"
 
 

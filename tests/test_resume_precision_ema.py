@@ -34,6 +34,7 @@ def _generator_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k.startswith("generator.")}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     assert _launch(uninterrupted).wait(timeout=300) == 0
@@ -56,6 +57,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
         assert torch.equal(_generator_weights(killed)[name], weight), f"{name} differs after resume"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_bf16_mixed_run_of_every_loss_stays_finite(make_config, tmp_path: Path, loss: str) -> None:
     record = train(make_config(f"loss={loss}", "trainer.precision=bf16-mixed", *FAST), tmp_path)
@@ -103,6 +105,7 @@ def test_ema_generator_follows_the_formula() -> None:
     assert not torch.equal(ema["net.0.weight"], module.generator.state_dict()["net.0.weight"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ns", "wgan_gp"])
 def test_compiled_networks_train(make_config, tmp_path: Path, loss: str) -> None:
     """torch.compile of G and D (NS), and of G only next to WGAN-GP's double backward, which compile cannot trace."""

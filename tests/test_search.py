@@ -127,6 +127,7 @@ def records(root: Path) -> dict[str, dict]:
 SEARCH = ["-m", "search=lucic_wide", "search.trials_per_loss=2", "search.losses=[ns,wgan]", *FAST]
 
 
+@pytest.mark.slow
 def test_tiny_search_end_to_end_then_relaunch_skips_finished_runs(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", *SEARCH, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -156,6 +157,7 @@ def test_tiny_search_end_to_end_then_relaunch_skips_finished_runs(tmp_path: Path
     assert sorted(records(study)) == ["ns/0", "ns/1", "ns/2", "wgan/0", "wgan/1", "wgan/2"]
 
 
+@pytest.mark.slow
 def test_failed_run_inside_a_search_is_recorded_with_the_worst_score(tmp_path: Path) -> None:
     search_dir = tmp_path / "my_conf" / "search"
     search_dir.mkdir(parents=True)
@@ -182,6 +184,7 @@ def test_failed_run_inside_a_search_is_recorded_with_the_worst_score(tmp_path: P
     assert (tmp_path / "runs/studies/ring/wide/optimization_results.yaml").exists()  # the sweep went on to the end
 
 
+@pytest.mark.slow
 def test_tiny_search_with_parallel_local_processes(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", *SEARCH, "launcher=parallel", "parallel_jobs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -192,6 +195,7 @@ def test_tiny_search_with_parallel_local_processes(tmp_path: Path) -> None:
     assert len(list((study / ".submitit").iterdir())) >= 2  # each run was its own submitit job
 
 
+@pytest.mark.slow
 def test_seeds_phase_reruns_one_setting_with_several_seeds(tmp_path: Path) -> None:
     result = run_cli(
         "ganbench-train", "-m", "search=seeds", "loss=wgan", "optim.lr=0.002", "seed=range(1,3)", *FAST, cwd=tmp_path
@@ -209,6 +213,7 @@ def test_seeds_phase_of_a_preset_study_composes_and_records_its_setting(make_con
     assert record_from_config(cfg, "completed", []).hyperparameters["optim.lr"] == 0.002
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_its_time_limit_is_timed_out_and_resumes(tmp_path: Path) -> None:
     limit = ["training.time_limit=00:00:00:02", "training.g_steps=100000"]
     args = ["-m", "search=seeds", *limit, "logger=none", *FAST[2:]]
@@ -222,6 +227,7 @@ def test_a_run_stopped_by_its_time_limit_is_timed_out_and_resumes(tmp_path: Path
     assert json.loads(run.read_text())["g_steps"] > stopped["g_steps"]  # resumed, not restarted nor skipped
 
 
+@pytest.mark.slow
 def test_multirun_refuses_ddp_that_would_replay_the_sweep(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", "-m", "+trainer.strategy=ddp", *FAST, cwd=tmp_path)
     record = next(iter(records(tmp_path / "runs").values()))

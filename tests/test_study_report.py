@@ -255,6 +255,7 @@ def test_seeds_command_drops_the_search_and_the_seed() -> None:
     assert command == "ganbench-train -m loss=wgan 'model.z=a b' search=seeds 'seed=range(1,51)'"
 
 
+@pytest.mark.slow
 def test_cli_prints_table2_and_commands(study_dir: Path, tmp_path: Path) -> None:
     result = run_cli("ganbench-report", str(study_dir), "--out", str(tmp_path / "out"), "--seeds", "7", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

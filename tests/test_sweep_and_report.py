@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers.cli import FAST, run_cli
 
+pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
+
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

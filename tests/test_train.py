@@ -61,6 +61,7 @@ def test_wandb_offline_run_is_logged_and_finished(make_config, tmp_path: Path) -
     assert record.status == "completed"
 
 
+@pytest.mark.slow
 def test_default_ns_run_on_ring_covers_most_modes(make_config, tmp_path: Path) -> None:
     """The README's default job: NS on ring, the default budget, seed 0."""
     record = train(make_config("logger=none"), tmp_path)

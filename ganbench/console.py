@@ -64,7 +64,8 @@ def sweep_summary(sweep_dir: Path) -> str:
     counts = Counter(record["status"] for _, record in read.records)
     order = [*get_args(Status), *sorted(set(counts) - set(get_args(Status)))]
     statuses = ", ".join(f"{counts[status]} {status}" for status in order if counts[status])
-    line = f"{sweep_dir}: {len(read.records)} runs: {statuses or 'none recorded'}"
+    runs = len(read.records)
+    line = f"{sweep_dir}: {runs} run{'' if runs == 1 else 's'}: {statuses or 'none recorded'}"
     if read.unreadable:
         line += f", {len(read.unreadable)} unreadable records"
     return line + f" | report: ganbench-report {sweep_dir}"

@@ -131,6 +131,10 @@ SEARCH = ["-m", "search=lucic_wide", "search.trials_per_loss=2", "search.losses=
 def test_tiny_search_end_to_end_then_relaunch_skips_finished_runs(tmp_path: Path) -> None:
     result = run_cli("ganbench-train", *SEARCH, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "A new study created" not in result.stderr  # Optuna's INFO lines are silenced like the other libraries'
+    assert result.stdout.strip().endswith(
+        "runs/studies/ring/wide: 4 runs: 4 completed | report: ganbench-report runs/studies/ring/wide"
+    )
     study = tmp_path / "runs/studies/ring/wide"
     runs = records(study)
     assert sorted(runs) == ["ns/0", "ns/1", "wgan/0", "wgan/1"]

@@ -37,9 +37,11 @@ class SearchSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from ganbench.search import Study  # imported here: Hydra imports every plugin module on each launch
+        from ganbench.console import quiet_libraries  # imported here: Hydra imports every plugin module on each launch
+        from ganbench.search import Study
 
         assert self.config is not None and self.hydra_context is not None
+        quiet_libraries(verbose=bool(self.config.get("verbose") or self.config.hydra.verbose))
         loader = self.hydra_context.config_loader
         study = Study.create(self.config.search, arguments, loader, self.sampler, self.direction)
         sweep_dir = Path(self.config.hydra.sweep.dir)

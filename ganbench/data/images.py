@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ganbench.data.batching import process_batch_size
+from ganbench.errors import UserError
 
 
 class ImagesOnly(Dataset):
@@ -77,8 +78,16 @@ class ImageDataModule(pl.LightningDataModule):
         """Shuffled, seeded by seed + rank; under DDP Lightning swaps in a DistributedSampler, so that the processes
         split each epoch between them."""
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        images = self.split_dataset("train")
+        step_images = self.batch_size * self.batches_per_step
+        if len(images) < step_images:  # type: ignore[arg-type]
+            raise UserError(  # with drop_last no step could be taken: the run would end at once, short of its budget
+                f"the {self.name} training split has {len(images)} images, fewer than one G step takes "  # type: ignore[arg-type]
+                f"(dataset.batch_size={self.batch_size} × {self.batches_per_step} D steps = {step_images}); "
+                "lower dataset.batch_size"
+            )
         return DataLoader(
-            self.split_dataset("train"),
+            images,
             batch_size=process_batch_size(self.batch_size, world_size) * self.batches_per_step,
             shuffle=True,
             drop_last=True,

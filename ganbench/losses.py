@@ -1,8 +1,9 @@
 """GAN objectives, penalties and constraints, composed into one loss object per variant.
 
 A variant is data, not code paths: ``conf/loss/<name>.yaml`` combines an :class:`Objective` (maps discriminator
-outputs to the D and G losses), an optional :class:`Penalty` (a regulariser on D evaluated at some inputs) and an
-optional :class:`Constraint` (acts on D's weights after each D step). The training step never asks which one it has.
+outputs on real and fake data to the D and G losses), an optional :class:`Penalty` (a regulariser on D evaluated at
+some inputs) and an optional :class:`Constraint` (acts on D's weights after each D step). The training step never asks
+which one it has.
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ from torch import Tensor, nn
 
 
 class Objective(ABC):
-    """Maps D's raw outputs (logits or critic values) on real and fake data to the two players' losses."""
+    """Maps D's raw outputs (logits or critic values) on real and fake data to the two players' losses.
+
+    ``generator_loss`` gets D's output on a real batch only when ``needs_real_in_generator_step`` (the relativistic
+    objectives): the other objectives' G step costs one D forward, as in their papers."""
+
+    needs_real_in_generator_step = False
 
     @abstractmethod
     def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor: ...
 
     @abstractmethod
-    def generator_loss(self, fake_out: Tensor) -> Tensor: ...
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor: ...
 
 
 class _CrossEntropy(Objective):
@@ -43,14 +49,14 @@ class _CrossEntropy(Objective):
 class NonSaturating(_CrossEntropy):
     """NS GAN: G maximises log D(G(z)), i.e. minimises BCE(D(G(z)), 1) = softplus(−logit)."""
 
-    def generator_loss(self, fake_out: Tensor) -> Tensor:
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_out).mean()
 
 
 class Minimax(_CrossEntropy):
     """MM GAN, the true minimax game: G minimises log(1 − D(G(z))) = −softplus(logit), computed stably."""
 
-    def generator_loss(self, fake_out: Tensor) -> Tensor:
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_out).mean()
 
 
@@ -72,7 +78,7 @@ class LeastSquares(Objective):
         real, fake = self._squash(real_out), self._squash(fake_out)
         return 0.5 * ((real - self.real_label).pow(2).mean() + fake.pow(2).mean())
 
-    def generator_loss(self, fake_out: Tensor) -> Tensor:
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return 0.5 * (self._squash(fake_out) - 1.0).pow(2).mean()
 
 
@@ -82,7 +88,7 @@ class Wasserstein(Objective):
     def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return fake_out.mean() - real_out.mean()
 
-    def generator_loss(self, fake_out: Tensor) -> Tensor:
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -fake_out.mean()
 
 
@@ -92,8 +98,57 @@ class Hinge(Objective):
     def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return F.relu(1.0 - real_out).mean() + F.relu(1.0 + fake_out).mean()
 
-    def generator_loss(self, fake_out: Tensor) -> Tensor:
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
         return -fake_out.mean()
+
+
+class _Relativistic(Objective):
+    """Relativistic objectives (Jolicoeur-Martineau 2018): D estimates how much more real a real sample is than a
+    fake one, and G the opposite, so G's loss is D's with the roles of real and fake swapped and needs D(real)."""
+
+    needs_real_in_generator_step = True
+
+    @abstractmethod
+    def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
+        """The loss of a player who wants ``first`` judged more real than ``second``."""
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        return self._more_real(real_out, fake_out)
+
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
+        if real_out is None:
+            raise ValueError(f"{type(self).__name__}.generator_loss needs D's output on a real batch (real_out)")
+        return self._more_real(fake_out, real_out)
+
+
+class RelativisticPairing(_Relativistic):
+    """RSGAN (Jolicoeur-Martineau 2018), the RpGAN of R3GAN (Huang et al. 2024): E softplus(−(C(x₁) − C(x₂))) over
+    pairs (real i, fake i), i.e. −log σ of the critic difference."""
+
+    def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
+        return F.softplus(second - first).mean()
+
+
+class RelativisticAverage(_Relativistic):
+    """RaSGAN: each sample against the other side's mean critic value, −log σ(C(x₁) − E C(x₂)) for the side that
+    should look more real and −log(1 − σ(C(x₂) − E C(x₁))) for the other."""
+
+    def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
+        return F.softplus(second.mean() - first).mean() + F.softplus(second - first.mean()).mean()
+
+
+class RelativisticAverageLeastSquares(_Relativistic):
+    """RaLSGAN: E(C(x₁) − E C(x₂) − 1)² + E(C(x₂) − E C(x₁) + 1)² (the paper's form, without a ½)."""
+
+    def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
+        return (first - second.mean() - 1.0).pow(2).mean() + (second - first.mean() + 1.0).pow(2).mean()
+
+
+class RelativisticAverageHinge(_Relativistic):
+    """RaHinge: E relu(1 − (C(x₁) − E C(x₂))) + E relu(1 + (C(x₂) − E C(x₁)))."""
+
+    def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
+        return F.relu(1.0 - (first - second.mean())).mean() + F.relu(1.0 + (second - first.mean())).mean()
 
 
 # ---------------------------------------------------------------------------------------------------- penalties
@@ -170,11 +225,30 @@ class DraganPenalty(Penalty):
         return (norm - 1.0).pow(2).mean()
 
 
+def _half_squared_gradient_norm(discriminator: nn.Module, inputs: Tensor) -> Tensor:
+    """½ E‖∇D(x)‖² over the batch: the zero-centred penalties' value, so that their ``weight`` is the papers' γ."""
+    return 0.5 * input_gradient(discriminator, inputs).pow(2).sum(dim=1).mean()
+
+
 class R1Penalty(Penalty):
     """R1 (Mescheder et al.): ½ E‖∇D(x)‖² on real data, so ``weight`` is the paper's γ."""
 
     def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return 0.5 * input_gradient(discriminator, real).pow(2).sum(dim=1).mean()
+        return _half_squared_gradient_norm(discriminator, real)
+
+
+class R2Penalty(Penalty):
+    """R2 (Mescheder et al.): ½ E‖∇D(G(z))‖² on generated data."""
+
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        return _half_squared_gradient_norm(discriminator, fake)
+
+
+class R1R2Penalty(Penalty):
+    """R1 + R2 with one γ, R3GAN's regulariser (Huang et al. 2024): γ/2 (E‖∇D(x)‖² + E‖∇D(G(z))‖²)."""
+
+    def value(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        return _half_squared_gradient_norm(discriminator, real) + _half_squared_gradient_norm(discriminator, fake)
 
 
 # -------------------------------------------------------------------------------------------------- constraints
@@ -235,8 +309,14 @@ class GANLoss:
         penalty = self.penalty(discriminator, real, fake) if self.penalty else objective.new_zeros(())
         return DiscriminatorLoss(objective + penalty, objective, penalty, real_out.detach(), fake_out.detach())
 
-    def generator_loss(self, discriminator: nn.Module, fake: Tensor) -> Tensor:
-        return self.objective.generator_loss(discriminator(fake))
+    def generator_loss(self, discriminator: nn.Module, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """G's loss on ``fake``; ``real`` (a real batch of the same size) is passed through D only for an objective
+        that compares the two, so the other objectives' G step is unchanged."""
+        if not self.objective.needs_real_in_generator_step:
+            return self.objective.generator_loss(discriminator(fake))
+        if real is None:
+            raise ValueError(f"loss {self.name}: its G step needs a real batch")
+        return self.objective.generator_loss(discriminator(fake), discriminator(real))
 
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         if self.constraint is not None:

@@ -117,7 +117,7 @@ class GANModule(pl.LightningModule):
             d_auc = pairwise_auc(d_loss.real_out, d_loss.fake_out)
             self._d_auc_sum += d_auc.item()
             self._d_auc_steps += 1
-        g_loss = self._generator_step(real_batches.shape[1], g_opt)
+        g_loss = self._generator_step(real_batches[-1], g_opt)
 
         if not torch.isfinite(torch.stack([d_loss.total.detach(), g_loss.detach()])).all():
             self.diverged = True
@@ -153,10 +153,12 @@ class GANModule(pl.LightningModule):
         self.d_steps += 1
         return loss
 
-    def _generator_step(self, batch_size: int, optimizer: Any) -> Tensor:
+    def _generator_step(self, real: Tensor, optimizer: Any) -> Tensor:
+        """One G step on a batch of ``real``'s size; ``real`` (the last D step's batch, already on the device) reaches
+        D only for a relativistic objective, whose G loss compares D's outputs on real and generated data."""
         self.toggle_optimizer(optimizer)
-        fake = self.generator(self.generator.sample_latent(batch_size, device=self.device))
-        loss = self.loss.generator_loss(self.discriminator, fake)
+        fake = self.generator(self.generator.sample_latent(real.shape[0], device=self.device))
+        loss = self.loss.generator_loss(self.discriminator, fake, real)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()

@@ -155,7 +155,7 @@ def plain_steps_per_s(case: Case) -> float:
             loss.after_discriminator_step(discriminator)
         discriminator.requires_grad_(False)  # as toggle_optimizer does: no D parameter gradients in the G step
         with autocast:
-            g_loss = loss.generator_loss(discriminator, generator(generator.sample_latent(batch, device=device)))
+            g_loss = loss.generator_loss(discriminator, generator(generator.sample_latent(batch, device=device)), real)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()

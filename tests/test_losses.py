@@ -17,6 +17,12 @@ from ganbench.losses import (
     Minimax,
     NonSaturating,
     R1Penalty,
+    R1R2Penalty,
+    R2Penalty,
+    RelativisticAverage,
+    RelativisticAverageHinge,
+    RelativisticAverageLeastSquares,
+    RelativisticPairing,
     Wasserstein,
     WeightClipping,
     input_gradient,
@@ -121,7 +127,53 @@ def test_hinge() -> None:
     assert objective.generator_loss(logits(FAKE)).item() == pytest.approx(1.25, abs=TOL)
 
 
-# ------------------------------------------------------------------------------- saturation and numerical range
+# Relativistic objectives (Jolicoeur-Martineau 2018) on REAL = [2, −1], FAKE = [0.5, −3]: means 0.5 and −1.25.
+
+
+def test_relativistic_pairing_compares_each_real_with_its_fake() -> None:
+    # D: mean −log σ(C(x_r,i) − C(x_f,i)) over the pairs (2 − 0.5, −1 + 3); G: the same with the roles swapped
+    expected_d = mean([-math.log(sigmoid(r - f)) for r, f in zip(REAL, FAKE, strict=True)])
+    expected_g = mean([-math.log(sigmoid(f - r)) for r, f in zip(REAL, FAKE, strict=True)])
+    objective = RelativisticPairing()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(expected_d, abs=TOL)
+    assert objective.generator_loss(logits(FAKE), logits(REAL)).item() == pytest.approx(expected_g, abs=TOL)
+
+
+def test_relativistic_average_standard() -> None:
+    # D: −E log σ(C(x_r) − E C(x_f)) − E log(1 − σ(C(x_f) − E C(x_r)))
+    expected_d = mean([-math.log(sigmoid(r - mean(FAKE))) for r in REAL])
+    expected_d += mean([-math.log(1.0 - sigmoid(f - mean(REAL))) for f in FAKE])
+    expected_g = mean([-math.log(sigmoid(f - mean(REAL))) for f in FAKE])
+    expected_g += mean([-math.log(1.0 - sigmoid(r - mean(FAKE))) for r in REAL])
+    objective = RelativisticAverage()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(expected_d, abs=TOL)
+    assert objective.generator_loss(logits(FAKE), logits(REAL)).item() == pytest.approx(expected_g, abs=TOL)
+
+
+def test_relativistic_average_least_squares_literal_values() -> None:
+    # D: mean((2 + 1.25 − 1)², (−1 + 1.25 − 1)²) + mean((0.5 − 0.5 + 1)², (−3 − 0.5 + 1)²) = 2.8125 + 3.625
+    # G: mean((0.5 − 0.5 − 1)², (−3 − 0.5 − 1)²) + mean((2 + 1.25 + 1)², (−1 + 1.25 + 1)²) = 10.625 + 9.8125
+    objective = RelativisticAverageLeastSquares()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(6.4375, abs=TOL)
+    assert objective.generator_loss(logits(FAKE), logits(REAL)).item() == pytest.approx(20.4375, abs=TOL)
+
+
+def test_relativistic_average_hinge_literal_values() -> None:
+    # D: mean(relu(1 − 3.25), relu(1 − 0.25)) + mean(relu(1 + 0), relu(1 − 3.5)) = 0.375 + 0.5
+    # G: mean(relu(1 − 0), relu(1 + 3.5)) + mean(relu(1 + 3.25), relu(1 + 0.25)) = 2.75 + 2.75
+    objective = RelativisticAverageHinge()
+    assert objective.discriminator_loss(logits(REAL), logits(FAKE)).item() == pytest.approx(0.875, abs=TOL)
+    assert objective.generator_loss(logits(FAKE), logits(REAL)).item() == pytest.approx(5.5, abs=TOL)
+
+
+@pytest.mark.parametrize(
+    "objective_cls",
+    [RelativisticPairing, RelativisticAverage, RelativisticAverageLeastSquares, RelativisticAverageHinge],
+)
+def test_a_relativistic_generator_loss_without_real_outputs_is_refused(objective_cls: type) -> None:
+    assert objective_cls.needs_real_in_generator_step
+    with pytest.raises(ValueError, match="needs D's output on a real batch"):
+        objective_cls().generator_loss(logits(FAKE))
 
 
 SATURATED = [-10.0, -12.0, -15.0]
@@ -228,6 +280,22 @@ def test_r1_on_quadratic_critic_uses_real_batch() -> None:
     assert value.item() == pytest.approx(expected, abs=TOL)
     # A different fake batch must not matter: R1 looks at real data only.
     assert R1Penalty(weight=1.0)(QuadraticCritic(), real, -fake).item() == pytest.approx(expected, abs=TOL)
+
+
+def test_r2_on_quadratic_critic_uses_fake_batch() -> None:
+    fake_rows = [[1.0, 2.0], [-0.5, 0.0], [3.0, -1.0]]
+    fake = torch.tensor(fake_rows, dtype=torch.float64)
+    real = torch.full_like(fake, 7.0)
+    expected = 0.5 * mean([norm_sq([2.0 * v for v in row]) for row in fake_rows])  # 61/6, as R1 on these rows
+    assert R2Penalty(weight=1.0)(QuadraticCritic(), real, fake).item() == pytest.approx(expected, abs=TOL)
+    assert R2Penalty(weight=1.0)(QuadraticCritic(), -real, fake).item() == pytest.approx(expected, abs=TOL)
+
+
+def test_r1_r2_is_gamma_over_two_times_both_squared_norms() -> None:
+    real = torch.tensor([[1.0, 2.0], [-0.5, 0.0]], dtype=torch.float64)  # ‖2x‖²: 20, 1
+    fake = torch.tensor([[3.0, -1.0], [0.0, 0.5]], dtype=torch.float64)  # ‖2x‖²: 40, 1
+    expected = 0.1 / 2 * (mean([20.0, 1.0]) + mean([40.0, 1.0]))  # γ = 0.1
+    assert R1R2Penalty(weight=0.1)(QuadraticCritic(), real, fake).item() == pytest.approx(expected, abs=TOL)
 
 
 def test_gradient_penalty_evaluates_between_real_and_fake() -> None:
@@ -360,6 +428,33 @@ def test_gan_loss_generator_loss_uses_the_objective_on_discriminator_output() ->
     w = torch.tensor(W, dtype=torch.float64)
     expected = mean([-math.log(sigmoid(x)) for x in (fake @ w).tolist()])
     assert GANLoss("ns", NonSaturating()).generator_loss(critic, fake).item() == pytest.approx(expected, abs=TOL)
+
+
+class CountingCritic(nn.Module):
+    """The linear critic, counting its forward passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.critic, self.calls = linear_critic(), 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += 1
+        return self.critic(x)
+
+
+def test_only_a_relativistic_generator_step_passes_the_real_batch_through_d() -> None:
+    real, fake = batches(6)
+    w = torch.tensor(W, dtype=torch.float64)
+    critic = CountingCritic()
+    GANLoss("ns", NonSaturating()).generator_loss(critic, fake, real)
+    assert critic.calls == 1  # as before the seam took a real batch: the same G step, bit for bit
+    expected = mean([-math.log(sigmoid(f - r)) for r, f in zip((real @ w).tolist(), (fake @ w).tolist(), strict=True)])
+    assert GANLoss("rsgan", RelativisticPairing()).generator_loss(critic, fake, real).item() == pytest.approx(
+        expected, abs=TOL
+    )
+    assert critic.calls == 3
+    with pytest.raises(ValueError, match="loss rsgan: its G step needs a real batch"):
+        GANLoss("rsgan", RelativisticPairing()).generator_loss(critic, fake)
 
 
 def test_after_discriminator_step_applies_the_constraint() -> None:

@@ -14,6 +14,7 @@ from ganbench.errors import UserError
 from ganbench.run import train
 from tests.helpers.cli import FAST
 from tests.helpers.configs import LOSSES
+from tests.helpers.image_files import write_mnist_like
 
 RECORD_KEYS = {"status", "loss", "dataset", "seed", "g_steps", "d_steps", "wall_time_s", "final", "best", "history"}
 
@@ -36,6 +37,29 @@ def test_short_run_of_every_loss_writes_a_complete_record(make_config, tmp_path:
     assert summary["versions"]["torch"] and summary["wall_time_s"] > 0
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert (tmp_path / summary["sample_image"]).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_on_28_px_images(make_config, tmp_path: Path, loss: str) -> None:
+    """The InfoGAN networks on MNIST's real IDX format (12 training images, real loader): no NaN, a complete record."""
+    write_mnist_like(tmp_path / "data", "MNIST", train_images=12)  # 5 D steps of 2 per G step for WGAN
+    image_run = ["dataset=mnist", "model=infogan_cpu", "eval=moments", f"data_root={tmp_path / 'data'}"]
+    tiny = ["logger=none", "training.g_steps=4", "eval.every_n_g_steps=2", "eval.num_samples=8"]
+    cfg = make_config(f"loss={loss}", *image_run, *tiny, "dataset.batch_size=2", "eval.num_diagnostic_real=4")
+    (tmp_path / "run").mkdir()
+    record = train(cfg, tmp_path / "run")
+    assert record.status == "completed" and record.g_steps == 4
+    assert all(math.isfinite(v) for k, v in record.final.items() if k != "d_auc")
+
+
+def test_a_training_split_smaller_than_one_step_is_refused(make_config, tmp_path: Path) -> None:
+    write_mnist_like(tmp_path / "data", "MNIST")  # 6 training images; WGAN's 5 D steps of 2 take 10
+    image_run = ["dataset=mnist", "model=infogan_cpu", "eval=moments", f"data_root={tmp_path / 'data'}"]
+    cfg = make_config("loss=wgan", *image_run, "logger=none", "dataset.batch_size=2")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(UserError, match=r"has 6 images, fewer than one G step takes \(dataset.batch_size=2 × 5 D"):
+        train(cfg, tmp_path / "run")
 
 
 def test_diverged_run_is_recorded_not_raised(make_config, tmp_path: Path) -> None:

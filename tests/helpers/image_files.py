@@ -30,10 +30,11 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def write_mnist_like(root: Path, folder: str) -> None:
+def write_mnist_like(root: Path, folder: str, train_images: int = 6) -> None:
+    """MNIST's four IDX files under ``<root>/<folder>/raw/``: ``train_images`` training and 4 test images."""
     raw = root / folder / "raw"
     raw.mkdir(parents=True)
-    for prefix, n in (("train", 6), ("t10k", 4)):
+    for prefix, n in (("train", train_images), ("t10k", 4)):
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images(n, (28, 28), seed=n))
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
 

@@ -43,7 +43,7 @@ def test_every_model_composes_with_every_dataset_it_supports(make_config, model:
     cfg = make_config(f"model={model}", f"dataset={dataset}")
     image_size = cfg.dataset.get("image_size")
     if (model == "mlp") != (image_size is None):
-        pytest.skip("the MLP is for 2-D points, the convolutional models for images")
+        pytest.skip("the MLP is for 2-D points, the other models for images")
     if model == "resnet" and image_size != 32:
         pytest.skip("the SNGAN ResNet is defined for 32 px")
     _check_composes(cfg)

@@ -20,6 +20,7 @@ from ganbench.losses import GANLoss, GradientPenalty, Hinge, NonSaturating, Wass
 from ganbench.module import GANModule
 from ganbench.nets import dcgan, infogan, resnet
 from ganbench.nets.base import Generator
+from ganbench.nets.mlp import ImageMLPDiscriminator, ImageMLPGenerator
 from ganbench.train import CONFIG_DIR
 
 NETS: dict[str, tuple[type[Generator], type[nn.Module]]] = {
@@ -294,3 +295,24 @@ def test_a_few_training_steps(
     assert (module.g_steps, module.d_steps, module.diverged) == (2, 2 * n_critic, False)
     assert all(torch.isfinite(p).all() for p in module.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters(), strict=True))
+
+
+# ------------------------------------------------------------------------------ the original GAN on small images
+
+
+def test_original_gan_networks_are_the_classic_fully_connected_ones() -> None:
+    torch.manual_seed(0)
+    g, d = ImageMLPGenerator(), ImageMLPDiscriminator()
+    g_linears = [(fc.in_features, fc.out_features) for fc in weight_layers(g, nn.Linear)]
+    d_linears = [(fc.in_features, fc.out_features) for fc in weight_layers(d, nn.Linear)]
+    assert g_linears == [(100, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert d_linears == [(784, 1024), (1024, 512), (512, 256), (256, 1)]
+    assert _layer_types(d.net).count("Dropout") == 3 and all(m.p == 0.3 for m in weight_layers(d, nn.Dropout))
+    assert all(m.negative_slope == 0.2 for m in weight_layers(g, nn.LeakyReLU) + weight_layers(d, nn.LeakyReLU))
+    z = g.sample_latent(BATCH)
+    with torch.no_grad():
+        fake = g(torch.cat([z, 1e3 * z]))
+        out = d(fake)
+    assert fake.shape == (2 * BATCH, 1, 28, 28) and fake.min() >= -1.0 and fake.max() <= 1.0
+    assert fake.abs().max() > 0.999  # tanh saturates on large latents: the output map is tanh, onto the data's range
+    assert out.shape == (2 * BATCH,) and torch.isfinite(out).all()

@@ -40,11 +40,12 @@ def test_short_run_of_every_loss_writes_a_complete_record(make_config, tmp_path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", LOSSES)
-def test_every_loss_trains_on_28_px_images(make_config, tmp_path: Path, loss: str) -> None:
-    """The InfoGAN networks on MNIST's real IDX format (12 training images, real loader): no NaN, a complete record."""
+@pytest.mark.parametrize(("loss", "model"), [*((loss, "infogan_cpu") for loss in LOSSES), ("ns", "mlp_image")])
+def test_every_loss_trains_on_28_px_images(make_config, tmp_path: Path, loss: str, model: str) -> None:
+    """The InfoGAN networks (and the original GAN's MLPs) on MNIST's real IDX format (12 training images, real
+    loader): no NaN, a complete record."""
     write_mnist_like(tmp_path / "data", "MNIST", train_images=12)  # 5 D steps of 2 per G step for WGAN
-    image_run = ["dataset=mnist", "model=infogan_cpu", "eval=moments", f"data_root={tmp_path / 'data'}"]
+    image_run = ["dataset=mnist", f"model={model}", "eval=moments", f"data_root={tmp_path / 'data'}"]
     tiny = ["logger=none", "training.g_steps=4", "eval.every_n_g_steps=2", "eval.num_samples=8"]
     cfg = make_config(f"loss={loss}", *image_run, *tiny, "dataset.batch_size=2", "eval.num_diagnostic_real=4")
     (tmp_path / "run").mkdir()

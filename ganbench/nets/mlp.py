@@ -1,6 +1,10 @@
-"""Fully connected networks for low-dimensional data such as the 2-D Gaussian mixtures."""
+"""Fully connected networks: for low-dimensional data such as the 2-D Gaussian mixtures, and the original GAN's
+networks for small images (Goodfellow et al. 2014)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -9,16 +13,24 @@ from ganbench.nets.layers import LEAK
 
 
 def _mlp(
-    in_dim: int, hidden_dim: int, num_hidden: int, out_dim: int, batch_norm: bool, activation: nn.Module
+    in_dim: int,
+    widths: Sequence[int],
+    out_dim: int,
+    batch_norm: bool,
+    activation: nn.Module,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
+    """[Linear → (BatchNorm) → activation → (Dropout)] for each hidden width, then Linear(out_dim)."""
     layers: list[nn.Module] = []
     width = in_dim
-    for _ in range(num_hidden):
-        layers.append(nn.Linear(width, hidden_dim))
+    for hidden in widths:
+        layers.append(nn.Linear(width, hidden))
         if batch_norm:
-            layers.append(nn.BatchNorm1d(hidden_dim))
+            layers.append(nn.BatchNorm1d(hidden))
         layers.append(activation)
-        width = hidden_dim
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
 
@@ -36,7 +48,7 @@ class MLPGenerator(Generator):
         latent_distribution: LatentDistribution = "normal",
     ) -> None:
         super().__init__(latent_dim, latent_distribution)
-        self.net = _mlp(latent_dim, hidden_dim, num_hidden, data_dim, batch_norm, nn.ReLU())
+        self.net = _mlp(latent_dim, [hidden_dim] * num_hidden, data_dim, batch_norm, nn.ReLU())
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
@@ -47,7 +59,41 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, data_dim: int = 2, hidden_dim: int = 200, num_hidden: int = 3, batch_norm: bool = False) -> None:
         super().__init__()
-        self.net = _mlp(data_dim, hidden_dim, num_hidden, 1, batch_norm, nn.LeakyReLU(LEAK))
+        self.net = _mlp(data_dim, [hidden_dim] * num_hidden, 1, batch_norm, nn.LeakyReLU(LEAK))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)
+
+
+class ImageMLPGenerator(Generator):
+    """The original GAN's generator for small images: z → [Linear → LeakyReLU(0.2)] per width → Linear(C·H·W) →
+    tanh, reshaped to (C, H, W) in [−1, 1], the data's range."""
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        channels: int = 1,
+        latent_dim: int = 100,
+        widths: Sequence[int] = (256, 512, 1024),
+        latent_distribution: LatentDistribution = "normal",
+    ) -> None:
+        super().__init__(latent_dim, latent_distribution)
+        self.image_shape = (channels, image_size, image_size)
+        self.net = _mlp(latent_dim, widths, math.prod(self.image_shape), False, nn.LeakyReLU(LEAK))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).tanh().view(z.shape[0], *self.image_shape)
+
+
+class ImageMLPDiscriminator(nn.Module):
+    """The original GAN's discriminator for small images: flattened x → [Linear → LeakyReLU(0.2) → Dropout] per
+    width → Linear(1), one raw logit per example (dropout as in Goodfellow et al.'s maxout D and PyTorch's example)."""
+
+    def __init__(
+        self, image_size: int = 28, channels: int = 1, widths: Sequence[int] = (1024, 512, 256), dropout: float = 0.3
+    ) -> None:
+        super().__init__()
+        self.net = _mlp(channels * image_size * image_size, widths, 1, False, nn.LeakyReLU(LEAK), dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(start_dim=1)).squeeze(1)

@@ -4,12 +4,20 @@ A variant is data, not code paths: ``conf/loss/<name>.yaml`` combines an :class:
 outputs on real and fake data to the D and G losses), an optional :class:`Penalty` (a regulariser on D evaluated at
 some inputs) and an optional :class:`Constraint` (acts on D's weights after each D step). The training step never asks
 which one it has.
+
+An objective may carry state that evolves with training (BEGAN's k_t): it updates it in
+``after_discriminator_step`` from each D step's outputs, saves and restores it with ``state_dict`` /
+``load_state_dict`` (GANModule puts it into its checkpoints) and reports it in ``logged_values`` (GANModule logs it
+as ``train/<name>``). The other objectives have none of it, and their training is unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +39,23 @@ class Objective(ABC):
 
     @abstractmethod
     def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor: ...
+
+    def after_discriminator_step(self, real_out: Tensor, fake_out: Tensor) -> None:
+        """Update the objective's state from one D step's outputs (detached, computed before its optimizer step).
+        Stateless objectives (all but BEGAN's) do nothing."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue exactly (saved in GANModule's checkpoints); empty without state."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} has no state to load, got {sorted(state)}")
+
+    def logged_values(self) -> dict[str, float]:
+        """Scalars to log with the training metrics (``train/<name>``); none without state."""
+        return {}
 
 
 class _CrossEntropy(Objective):
@@ -149,6 +174,65 @@ class RelativisticAverageHinge(_Relativistic):
 
     def _more_real(self, first: Tensor, second: Tensor) -> Tensor:
         return F.relu(1.0 - (first - second.mean())).mean() + F.relu(1.0 + (second - first.mean())).mean()
+
+
+def _mean_over_processes(values: Tensor) -> Tensor:
+    """The mean of ``values`` over the DDP processes (itself in a single process), so that a statistic every process
+    computes from its own batch is the global batch's on every process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    values = values.clone()
+    torch.distributed.all_reduce(values)
+    return values / torch.distributed.get_world_size()
+
+
+class BoundaryEquilibrium(Objective):
+    """BEGAN (Berthelot et al. 2017, "BEGAN: Boundary Equilibrium Generative Adversarial Networks").
+
+    D is an autoencoder whose output is a realness score, −L(x) per example, L the L1 reconstruction error
+    (``ganbench.nets.autoencoder``); here L = −score, averaged over the batch. D minimises L(x) − k_t·L(G(z)),
+    G minimises L(G(z)). After each D step, from that step's values, k ← clip(k + λ_k (γ L(x) − L(G(z))), 0, 1):
+    the proportional control that holds E L(G(z)) = γ E L(x); γ (the diversity ratio) trades sample quality (low γ)
+    for diversity. M_global = L(x) + |γ L(x) − L(G(z))| is the paper's convergence measure.
+
+    ``k`` (initially ``k_init``, the paper's 0) is the objective's state: checkpointed, and logged as ``began_k``
+    with ``convergence`` (M_global of the last D step). Under DDP the errors are averaged over the processes first,
+    so every process holds the same k. compare_gan v1 (Lucic et al.'s code) differs: it does not clip k and updates
+    it once per training step from a forward pass after the step."""
+
+    def __init__(self, gamma: float = 0.75, lambda_k: float = 1e-3, k_init: float = 0.0) -> None:
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"BEGAN's gamma must be in [0, 1], got {gamma}")
+        if not lambda_k > 0.0:
+            raise ValueError(f"BEGAN's lambda_k must be > 0, got {lambda_k}")
+        if not 0.0 <= k_init <= 1.0:
+            raise ValueError(f"BEGAN's k_init must be in [0, 1], got {k_init}")
+        self.gamma = gamma
+        self.lambda_k = lambda_k
+        self.k = float(k_init)
+        self.convergence = math.nan  # M_global of the last D step; none before the first
+
+    def discriminator_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        return -real_out.mean() + self.k * fake_out.mean()  # L(x) − k·L(G(z)) with L = −score
+
+    def generator_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
+        return -fake_out.mean()  # L(G(z))
+
+    def after_discriminator_step(self, real_out: Tensor, fake_out: Tensor) -> None:
+        errors = _mean_over_processes(torch.stack([-real_out.double().mean(), -fake_out.double().mean()]))
+        real_error, fake_error = errors.tolist()
+        balance = self.gamma * real_error - fake_error
+        self.k = min(max(self.k + self.lambda_k * balance, 0.0), 1.0)
+        self.convergence = real_error + abs(balance)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.k = float(state["k"])
+
+    def logged_values(self) -> dict[str, float]:
+        return {"began_k": self.k, "convergence": self.convergence}
 
 
 # ---------------------------------------------------------------------------------------------------- penalties
@@ -318,6 +402,20 @@ class GANLoss:
             raise ValueError(f"loss {self.name}: its G step needs a real batch")
         return self.objective.generator_loss(discriminator(fake), discriminator(real))
 
-    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+    def after_discriminator_step(self, discriminator: nn.Module, loss: DiscriminatorLoss) -> None:
+        """After each D optimizer step: the constraint on D's weights, then the objective's state update from that
+        step's ``loss``."""
         if self.constraint is not None:
             self.constraint.apply(discriminator)
+        self.objective.after_discriminator_step(loss.real_out, loss.fake_out)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loss's training state, for GANModule's checkpoints (``gan_loss_state``)."""
+        return {"objective": self.objective.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.objective.load_state_dict(state.get("objective", {}))
+
+    def logged_values(self) -> dict[str, float]:
+        """The state to log with the training metrics, by name (without the ``train/`` prefix)."""
+        return self.objective.logged_values()

@@ -1,9 +1,10 @@
 """GANModule: the one place where a GAN training step is written.
 
 Each Lightning batch holds ``n_critic`` real batches: the module takes one discriminator step on each, then one
-generator step. Everything variant-specific (objective, penalty, weight constraint) comes from the loss object;
-networks and optimizers come in through Hydra. The budget is counted in generator steps by the module itself,
-because ``trainer.global_step`` counts optimizer steps (n_critic + 1 per batch).
+generator step. Everything variant-specific comes from the loss object: objective, penalty, weight constraint, and
+an objective's state such as BEGAN's k_t (updated after each D step, checkpointed, logged); networks and optimizers
+come in through Hydra. The budget is counted in generator steps by the module itself, because ``trainer.global_step``
+counts optimizer steps (n_critic + 1 per batch).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class GANModule(pl.LightningModule):
         if self.g_steps % self.trainer.log_every_n_steps == 0:
             self.log_dict(
                 {
+                    **{f"train/{name}": value for name, value in self.loss.logged_values().items()},
                     "train/d_loss": d_loss.total,
                     "train/g_loss": g_loss,
                     "train/penalty": d_loss.penalty,
@@ -148,7 +150,7 @@ class GANModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss.total)
         optimizer.step()
-        self.loss.after_discriminator_step(self.discriminator)
+        self.loss.after_discriminator_step(self.discriminator, loss)
         self.untoggle_optimizer(optimizer)
         self.d_steps += 1
         return loss
@@ -169,9 +171,10 @@ class GANModule(pl.LightningModule):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Counters, D's accuracy since the last evaluation and the noise RNG, so that a resumed run continues the same
-        random stream and evaluates as the uninterrupted run does."""
+        """Counters, D's accuracy since the last evaluation, the loss's state (BEGAN's k_t) and the noise RNG, so that
+        a resumed run continues the same random stream and evaluates as the uninterrupted run does."""
         checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
+        checkpoint["gan_loss_state"] = self.loss.state_dict()
         checkpoint["gan_d_auc"] = {"sum": self._d_auc_sum, "steps": self._d_auc_steps}  # since the last evaluation
         checkpoint["gan_rng"] = {
             "cpu": torch.get_rng_state(),
@@ -184,6 +187,8 @@ class GANModule(pl.LightningModule):
         self.d_steps = checkpoint["gan_steps"]["d_steps"]
         d_auc = checkpoint.get("gan_d_auc", {"sum": 0.0, "steps": 0})  # absent in checkpoints of earlier versions
         self._d_auc_sum, self._d_auc_steps = d_auc["sum"], d_auc["steps"]
+        if "gan_loss_state" in checkpoint:  # absent in earlier versions' checkpoints: the loss keeps its initial state
+            self.loss.load_state_dict(checkpoint["gan_loss_state"])
         if self.global_rank == 0:
             torch.set_rng_state(checkpoint["gan_rng"]["cpu"])
             if checkpoint["gan_rng"]["cuda"] and torch.cuda.is_available():

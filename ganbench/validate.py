@@ -149,6 +149,7 @@ RULES: dict[str, Requirement] = {
     "model.*.width": COUNT,
     "model.*.latent_distribution": Choice(("normal", "uniform")),
     "model.*.spectral_norm": Choice((True, False)),
+    "model.*.embedding_dim": COUNT,  # an autoencoder D's bottleneck (BEGAN)
     "dataset.batch_size": COUNT,
     "dataset.num_workers": Number(0, integer=True),
     "dataset.image_size": COUNT,
@@ -160,6 +161,9 @@ RULES: dict[str, Requirement] = {
     "loss.penalty.weight": NON_NEGATIVE,
     "loss.constraint.clip": POSITIVE,
     "loss.objective.real_label": Number(0, 1, low_open=True),
+    "loss.objective.gamma": Number(0, 1),  # BEGAN's diversity ratio γ
+    "loss.objective.lambda_k": POSITIVE,  # BEGAN's learning rate of k_t
+    "loss.objective.k_init": Number(0, 1),  # BEGAN's k_0 (k_t stays in [0, 1])
     "eval.num_samples": COUNT,
     "eval.every_n_g_steps": COUNT,
     "eval.standing_samples": COUNT,

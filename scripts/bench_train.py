@@ -148,11 +148,12 @@ def plain_steps_per_s(case: Case) -> float:
             with autocast, torch.no_grad():
                 fake = generator(generator.sample_latent(batch, device=real.device))
             with autocast:
-                d_loss = loss.discriminator_loss(discriminator, real, fake).total
+                d_step = loss.discriminator_loss(discriminator, real, fake)
+            d_loss = d_step.total
             d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             d_opt.step()
-            loss.after_discriminator_step(discriminator)
+            loss.after_discriminator_step(discriminator, d_step)
         discriminator.requires_grad_(False)  # as toggle_optimizer does: no D parameter gradients in the G step
         with autocast:
             g_loss = loss.generator_loss(discriminator, generator(generator.sample_latent(batch, device=device)), real)

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from ganbench.losses import (
+    BoundaryEquilibrium,
+    DiscriminatorLoss,
     DraganPenalty,
     GANLoss,
     GradientPenalty,
@@ -216,6 +218,93 @@ def test_discriminator_cross_entropy_is_finite_at_extreme_logits(objective_cls: 
     assert torch.isfinite(loss)
     # real: mean(softplus(−100), softplus(100)) = 50; fake: mean(softplus(100), softplus(−100)) = 50
     assert loss.item() == pytest.approx(100.0, abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ BEGAN (stateful objective)
+# D's outputs are realness scores −L (L: an example's L1 reconstruction error), so L = −score.
+BEGAN_REAL = [-0.2, -0.4]  # L(x): 0.2, 0.4 → mean 0.3
+BEGAN_FAKE = [-0.5, -0.9]  # L(G(z)): 0.5, 0.9 → mean 0.7
+
+
+def test_began_discriminator_and_generator_losses() -> None:
+    objective = BoundaryEquilibrium(gamma=0.5, lambda_k=0.1, k_init=0.25)
+    d_loss = objective.discriminator_loss(logits(BEGAN_REAL), logits(BEGAN_FAKE))
+    assert d_loss.item() == pytest.approx(0.3 - 0.25 * 0.7, abs=TOL)  # L(x) − k·L(G(z))
+    assert objective.generator_loss(logits(BEGAN_FAKE)).item() == pytest.approx(0.7, abs=TOL)  # L(G(z))
+    assert BoundaryEquilibrium().discriminator_loss(logits(BEGAN_REAL), logits(BEGAN_FAKE)).item() == pytest.approx(
+        0.3, abs=TOL
+    ), "k_0 = 0: D only learns to reconstruct real data"
+
+
+def test_began_discriminator_gradient_weights_the_fake_term_by_k() -> None:
+    real, fake = logits(BEGAN_REAL, requires_grad=True), logits(BEGAN_FAKE, requires_grad=True)
+    BoundaryEquilibrium(k_init=0.25).discriminator_loss(real, fake).backward()
+    assert real.grad.tolist() == pytest.approx([-0.5, -0.5])  # ∂(−mean score)/∂score
+    assert fake.grad.tolist() == pytest.approx([0.125, 0.125])  # k / n
+
+
+def test_began_k_update_and_convergence_measure() -> None:
+    objective = BoundaryEquilibrium(gamma=0.5, lambda_k=0.1, k_init=0.25)
+    assert math.isnan(objective.logged_values()["convergence"])  # no D step yet
+    objective.after_discriminator_step(logits(BEGAN_REAL), logits(BEGAN_FAKE))
+    balance = 0.5 * 0.3 - 0.7  # γ L(x) − L(G(z)) = −0.55
+    assert objective.k == pytest.approx(0.25 + 0.1 * balance, abs=TOL)  # 0.195
+    assert objective.convergence == pytest.approx(0.3 + abs(balance), abs=TOL)  # M_global = 0.85
+    assert objective.logged_values() == {"began_k": objective.k, "convergence": objective.convergence}
+    objective.after_discriminator_step(logits(BEGAN_REAL), logits(BEGAN_FAKE))  # the update accumulates
+    assert objective.k == pytest.approx(0.25 + 2 * 0.1 * balance, abs=TOL)  # 0.14
+
+
+def test_began_k_is_clipped_to_zero_and_one() -> None:
+    low = BoundaryEquilibrium(gamma=0.5, lambda_k=0.1, k_init=0.01)
+    low.after_discriminator_step(logits(BEGAN_REAL), logits(BEGAN_FAKE))  # 0.01 − 0.055 < 0
+    assert low.k == 0.0
+    assert low.convergence == pytest.approx(0.85, abs=TOL)  # M does not depend on k
+    high = BoundaryEquilibrium(gamma=1.0, lambda_k=0.1, k_init=0.99)
+    high.after_discriminator_step(logits([-2.0, -2.0]), logits([-0.5]))  # 0.99 + 0.1·(2 − 0.5) > 1
+    assert high.k == 1.0
+    assert high.convergence == pytest.approx(2.0 + 1.5, abs=TOL)
+
+
+def test_began_state_round_trip() -> None:
+    objective = BoundaryEquilibrium(k_init=0.3)
+    assert objective.state_dict() == {"k": 0.3}
+    fresh = BoundaryEquilibrium()
+    fresh.load_state_dict(objective.state_dict())
+    assert fresh.k == 0.3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [({"gamma": 1.5}, "gamma must be in"), ({"lambda_k": 0.0}, "lambda_k must be > 0"), ({"k_init": -0.1}, "k_init")],
+)
+def test_began_refuses_hyperparameters_out_of_range(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BoundaryEquilibrium(**arguments)
+
+
+@pytest.mark.parametrize("objective_cls", [NonSaturating, Wasserstein, RelativisticPairing])
+def test_stateless_objectives_have_no_state_and_log_nothing(objective_cls: type) -> None:
+    objective = objective_cls()
+    objective.after_discriminator_step(logits(REAL), logits(FAKE))
+    assert objective.state_dict() == {} and objective.logged_values() == {}
+    objective.load_state_dict({})
+    with pytest.raises(ValueError, match="has no state to load"):
+        objective.load_state_dict({"k": 0.5})
+
+
+def test_gan_loss_forwards_the_discriminator_step_to_the_objective_and_its_state() -> None:
+    loss = GANLoss("began", BoundaryEquilibrium(gamma=0.5, lambda_k=0.1, k_init=0.25))
+    zero = torch.zeros(())
+    step = DiscriminatorLoss(zero, zero, zero, real_out=logits(BEGAN_REAL), fake_out=logits(BEGAN_FAKE))
+    loss.after_discriminator_step(nn.Linear(2, 1), step)
+    assert loss.objective.k == pytest.approx(0.195, abs=TOL)
+    assert loss.state_dict() == {"objective": {"k": loss.objective.k}}
+    assert loss.logged_values() == {"began_k": loss.objective.k, "convergence": pytest.approx(0.85, abs=TOL)}
+    restored = GANLoss("began", BoundaryEquilibrium())
+    restored.load_state_dict(loss.state_dict())
+    assert restored.objective.k == loss.objective.k
+    assert GANLoss("ns", NonSaturating()).state_dict() == {"objective": {}}
 
 
 # ---------------------------------------------------------------------------------------------------- penalties
@@ -457,16 +546,25 @@ def test_only_a_relativistic_generator_step_passes_the_real_batch_through_d() ->
         GANLoss("rsgan", RelativisticPairing()).generator_loss(critic, fake)
 
 
+def _step_outputs(discriminator: nn.Module) -> DiscriminatorLoss:
+    """A D step's record, as GANModule passes it after the optimizer step."""
+    with torch.no_grad():
+        out = discriminator(torch.zeros(2, 2))
+    zero = torch.zeros(())
+    return DiscriminatorLoss(zero, zero, zero, real_out=out, fake_out=out)
+
+
 def test_after_discriminator_step_applies_the_constraint() -> None:
     discriminator = scaled_discriminator()
-    GANLoss("wgan", Wasserstein(), constraint=WeightClipping(0.01)).after_discriminator_step(discriminator)
+    loss = GANLoss("wgan", Wasserstein(), constraint=WeightClipping(0.01))
+    loss.after_discriminator_step(discriminator, _step_outputs(discriminator))
     assert all(p.abs().max() <= 0.01 for p in discriminator.parameters())
 
 
 def test_after_discriminator_step_without_constraint_leaves_weights_alone() -> None:
     discriminator = scaled_discriminator()
     before = [p.detach().clone() for p in discriminator.parameters()]
-    GANLoss("ns", NonSaturating()).after_discriminator_step(discriminator)
+    GANLoss("ns", NonSaturating()).after_discriminator_step(discriminator, _step_outputs(discriminator))
     assert all(torch.equal(old, new) for old, new in zip(before, discriminator.parameters(), strict=True))
 
 

@@ -25,7 +25,8 @@ from ganbench.nets.base import Generator
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 
-def _gradient_norm(module: nn.Module) -> Tensor:
+def gradient_norm(module: nn.Module) -> Tensor:
+    """‖∇θ‖₂ over the module's parameters that have a gradient (0 when none has): a logged training signal."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
@@ -134,8 +135,8 @@ class GANModule(pl.LightningModule):
                     "train/d_real": d_loss.real_out.mean(),
                     "train/d_fake": d_loss.fake_out.mean(),
                     "train/d_auc": d_auc,
-                    "train/d_grad_norm": _gradient_norm(self.discriminator),
-                    "train/g_grad_norm": _gradient_norm(self.generator),
+                    "train/d_grad_norm": gradient_norm(self.discriminator),
+                    "train/g_grad_norm": gradient_norm(self.generator),
                     "train/g_step": float(self.g_steps),
                 }
             )

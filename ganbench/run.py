@@ -33,8 +33,13 @@ from ganbench.run_dir import LAST_CHECKPOINT, PROGRESS_FILE, RESOLVED_CONFIG, Ea
 ERROR_FILE = "error.log"
 
 
-def build_module(cfg: DictConfig) -> GANModule:
-    """Networks, loss and optimizers from their config groups, wired into the training module."""
+def build_module(cfg: DictConfig) -> pl.LightningModule:
+    """Networks, loss and optimizers from their config groups, wired into the training module: a GANModule, unless
+    the config has a ``training_module`` node (set by ``conf/loss/vae.yaml``). That node instantiates to a function
+    of the composed config that builds another training module with the interface the callbacks and the record
+    read (``ganbench.vae.TrainingModule``), e.g. ``ganbench.vae.build_module``."""
+    if (builder := cfg.get("training_module")) is not None:
+        return instantiate(builder)(cfg)
     return GANModule(
         generator=instantiate(cfg.model.generator),
         discriminator=instantiate(cfg.model.discriminator),

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from ganbench.losses import GANLoss
 from ganbench.run import build_module
 from ganbench.train import CONFIG_DIR
+from ganbench.vae import ELBO
 from ganbench.validate import validate
 from tests.helpers.configs import DATASETS, LOSSES, MODELS, choices
 
@@ -21,7 +22,7 @@ def test_all_documented_losses_exist() -> None:
 def _check_composes(cfg: DictConfig) -> None:
     validate(cfg)
     module = build_module(cfg)
-    assert isinstance(module.loss, GANLoss) and module.loss.name == cfg.loss.name
+    assert isinstance(module.loss, GANLoss | ELBO) and module.loss.name == cfg.loss.name
     assert module.n_critic == cfg.training.n_critic
     optimizers = module.configure_optimizers()
     assert [group["lr"] for opt in optimizers for group in opt.param_groups] == [cfg.optim.lr] * 2

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganbench.budgeted_module import BudgetedModule, gradient_norm
 from ganbench.diagnostics import pairwise_auc
 from ganbench.losses import DiscriminatorLoss, GANLoss
 from ganbench.nets.base import Generator
@@ -25,13 +24,7 @@ from ganbench.nets.base import Generator
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 
 
-def gradient_norm(module: nn.Module) -> Tensor:
-    """‖∇θ‖₂ over the module's parameters that have a gradient (0 when none has): a logged training signal."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-
-
-class GANModule(pl.LightningModule):
+class GANModule(BudgetedModule):
     """Alternating GAN training with manual optimization; stops itself after ``g_step_budget`` generator steps."""
 
     def __init__(
@@ -47,36 +40,15 @@ class GANModule(pl.LightningModule):
         compile_networks: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.automatic_optimization = False
-        self.generator = generator
+        super().__init__(generator, g_step_budget, ema_decay, seed)
         self.discriminator = discriminator
         self.loss = loss
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
         self.n_critic = n_critic
-        self.g_step_budget = g_step_budget
-        self.generator_ema = (
-            AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            if ema_decay is not None
-            else None
-        )
         self.compile_networks = compile_networks
-        self.seed = seed
-        self.g_steps = 0
-        self.d_steps = 0
-        self.diverged = False
         self._d_auc_sum = 0.0
         self._d_auc_steps = 0
-
-    @property
-    def sampling_generator(self) -> Generator:
-        """The generator to evaluate and sample from: the EMA copy when enabled."""
-        return self.generator if self.generator_ema is None else self.generator_ema.module
-
-    def setup(self, stage: str) -> None:
-        """Each process draws its own noise (z, penalty draws) from seed + rank; rank 0 matches a 1-process run."""
-        torch.manual_seed(self.seed + self.global_rank)
 
     def configure_model(self) -> None:
         """Optional torch.compile, in place (state_dict keys unchanged). D is left eager when the loss has a penalty:
@@ -93,17 +65,6 @@ class GANModule(pl.LightningModule):
         totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
         self._d_auc_sum, self._d_auc_steps = 0.0, 0
         return (totals[0] / totals[1]).item() if totals[1] > 0 else float("nan")
-
-    @property
-    def remaining_g_steps(self) -> int:
-        return max(self.g_step_budget - self.g_steps, 0)
-
-    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> int | None:
-        """A run resumed with its budget already spent takes no further step (-1 ends the epoch in Lightning)."""
-        if self.remaining_g_steps == 0:
-            self.trainer.should_stop = True
-            return -1
-        return None
 
     def configure_optimizers(self) -> list[Optimizer]:
         return [
@@ -166,33 +127,19 @@ class GANModule(pl.LightningModule):
         self.manual_backward(loss)
         optimizer.step()
         self.untoggle_optimizer(optimizer)
-        if self.generator_ema is not None:
-            self.generator_ema.update_parameters(self.generator)
-        self.g_steps += 1
+        self.count_generator_step()
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Counters, D's accuracy since the last evaluation, the loss's state (BEGAN's k_t) and the noise RNG, so that
-        a resumed run continues the same random stream and evaluates as the uninterrupted run does."""
-        checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
+        """Also D's accuracy since the last evaluation and the loss's state (BEGAN's k_t), so that a resumed run
+        evaluates as the uninterrupted run does."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint["gan_loss_state"] = self.loss.state_dict()
         checkpoint["gan_d_auc"] = {"sum": self._d_auc_sum, "steps": self._d_auc_steps}  # since the last evaluation
-        checkpoint["gan_rng"] = {
-            "cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Only rank 0's RNG state is in the checkpoint: other ranks re-derive a distinct stream from it."""
-        self.g_steps = checkpoint["gan_steps"]["g_steps"]
-        self.d_steps = checkpoint["gan_steps"]["d_steps"]
+        super().on_load_checkpoint(checkpoint)
         d_auc = checkpoint.get("gan_d_auc", {"sum": 0.0, "steps": 0})  # absent in checkpoints of earlier versions
         self._d_auc_sum, self._d_auc_steps = d_auc["sum"], d_auc["steps"]
         if "gan_loss_state" in checkpoint:  # absent in earlier versions' checkpoints: the loss keeps its initial state
             self.loss.load_state_dict(checkpoint["gan_loss_state"])
-        if self.global_rank == 0:
-            torch.set_rng_state(checkpoint["gan_rng"]["cpu"])
-            if checkpoint["gan_rng"]["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(checkpoint["gan_rng"]["cuda"])
-        else:
-            torch.manual_seed(hash((self.seed, self.global_rank, self.g_steps)) & (2**63 - 1))

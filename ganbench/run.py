@@ -37,7 +37,7 @@ def build_module(cfg: DictConfig) -> pl.LightningModule:
     """Networks, loss and optimizers from their config groups, wired into the training module: a GANModule, unless
     the config has a ``training_module`` node (set by ``conf/loss/vae.yaml``). That node instantiates to a function
     of the composed config that builds another training module with the interface the callbacks and the record
-    read (``ganbench.vae.TrainingModule``), e.g. ``ganbench.vae.build_module``."""
+    read (a ``ganbench.budgeted_module.BudgetedModule``), e.g. ``ganbench.vae.build_module``."""
     if (builder := cfg.get("training_module")) is not None:
         return instantiate(builder)(cfg)
     return GANModule(

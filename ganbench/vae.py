@@ -21,18 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol
 
-import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ganbench.budgeted_module import BudgetedModule, gradient_norm
 from ganbench.errors import UserError
-from ganbench.module import gradient_norm
 from ganbench.nets.base import Generator
 from ganbench.nets.infogan import BN_EPS, BN_MOMENTUM, CHANNELS, HIDDEN, SUPPORTED_SIZES
 from ganbench.nets.layers import LEAK, batch_norm_or_identity, check_image_size, normal_init_
@@ -43,26 +41,6 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 class NotAVAESetting(UserError, ValueError):
     """A setting the VAE cannot train with (a uniform prior, several real batches per step). A ValueError too, like
     the networks' refusals, so that ``ganbench.errors`` reports it as bad input."""
-
-
-@runtime_checkable
-class TrainingModule(Protocol):
-    """What the callbacks (evaluation, checkpoint, progress bar) and the run record read from a training module;
-    GANModule and VAEModule both offer it."""
-
-    g_steps: int
-    d_steps: int
-    g_step_budget: int
-    diverged: bool
-    loss: Any  # its ``name`` titles the sample images
-
-    @property
-    def remaining_g_steps(self) -> int: ...
-
-    @property
-    def sampling_generator(self) -> Generator: ...
-
-    def take_discriminator_auc(self) -> float: ...
 
 
 # ------------------------------------------------------------------------------------------------- the ELBO's terms
@@ -202,11 +180,11 @@ class MLPEncoder(nn.Module):
 # ------------------------------------------------------------------------------------------------ the training module
 
 
-class VAEModule(pl.LightningModule):
+class VAEModule(BudgetedModule):
     """ELBO training with manual optimization: each G step is one step of both optimizers (decoder = G, encoder) on
-    one real batch; stops itself after ``g_step_budget`` steps. It offers what the callbacks and the record read
-    from a GANModule (``TrainingModule``): the same counters, budget, EMA sampling generator and divergence flag, and
-    the same checkpoint keys for the step counters and the noise RNG.
+    one real batch; stops itself after ``g_step_budget`` steps. Counters, budget, EMA, noise seeds and their
+    checkpointing are BudgetedModule's, as for a GANModule; it takes no D step (``d_steps`` stays 0) and has no D
+    accuracy.
 
     Two Adam optimizers over the two networks take the same steps as one Adam over both (Adam is elementwise), and let
     ``optim.generator`` / ``optim.discriminator`` set the decoder's / encoder's as they set G's / D's for a GAN."""
@@ -224,7 +202,6 @@ class VAEModule(pl.LightningModule):
         compile_networks: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         if generator.latent_distribution != "normal":
             raise NotAVAESetting(
                 f"the VAE's prior is G's latent distribution, and its KL term is to N(0, I); this G draws "
@@ -236,53 +213,18 @@ class VAEModule(pl.LightningModule):
                 f"training.n_critic={n_critic}: the VAE has no discriminator and takes one real batch per step; "
                 "use training.n_critic=1 (conf/loss/vae.yaml sets it)"
             )
-        self.automatic_optimization = False
-        self.generator = generator
+        super().__init__(generator, g_step_budget, ema_decay, seed)
         self.encoder = encoder
         self.loss = loss
         self.generator_optimizer = generator_optimizer
         self.encoder_optimizer = encoder_optimizer
         self.n_critic = n_critic  # real batches per step, as the data module reads it
-        self.g_step_budget = g_step_budget
-        self.generator_ema = (
-            AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            if ema_decay is not None
-            else None
-        )
         self.compile_networks = compile_networks
-        self.seed = seed
-        self.g_steps = 0
-        self.d_steps = 0  # no discriminator: stays 0
-        self.diverged = False
-
-    @property
-    def sampling_generator(self) -> Generator:
-        """The decoder to evaluate and sample from: the EMA copy when enabled."""
-        return self.generator if self.generator_ema is None else self.generator_ema.module
-
-    @property
-    def remaining_g_steps(self) -> int:
-        return max(self.g_step_budget - self.g_steps, 0)
-
-    def take_discriminator_auc(self) -> float:
-        """NaN: there is no discriminator (the record stores null; the result line leaves D's accuracy out)."""
-        return math.nan
-
-    def setup(self, stage: str) -> None:
-        """Each process draws its own noise (ε of the reparameterisation) from seed + rank, as GANModule does."""
-        torch.manual_seed(self.seed + self.global_rank)
 
     def configure_model(self) -> None:
         if self.compile_networks:
             self.generator.compile()
             self.encoder.compile()
-
-    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> int | None:
-        """A run resumed with its budget already spent takes no further step (-1 ends the epoch in Lightning)."""
-        if self.remaining_g_steps == 0:
-            self.trainer.should_stop = True
-            return -1
-        return None
 
     def configure_optimizers(self) -> list[Optimizer]:
         return [
@@ -298,9 +240,7 @@ class VAEModule(pl.LightningModule):
         self.manual_backward(terms.total)
         g_opt.step()
         e_opt.step()
-        if self.generator_ema is not None:
-            self.generator_ema.update_parameters(self.generator)
-        self.g_steps += 1
+        self.count_generator_step()
 
         if not torch.isfinite(terms.total.detach()):
             self.diverged = True
@@ -319,25 +259,6 @@ class VAEModule(pl.LightningModule):
             )
         if self.remaining_g_steps == 0:
             self.trainer.should_stop = True
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """The step counters and the noise RNG under GANModule's keys (tools read ``gan_steps``), so a resumed run
-        continues the same random stream."""
-        checkpoint["gan_steps"] = {"g_steps": self.g_steps, "d_steps": self.d_steps}
-        checkpoint["gan_rng"] = {
-            "cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.g_steps = checkpoint["gan_steps"]["g_steps"]
-        self.d_steps = checkpoint["gan_steps"]["d_steps"]
-        if self.global_rank == 0:
-            torch.set_rng_state(checkpoint["gan_rng"]["cpu"])
-            if checkpoint["gan_rng"]["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(checkpoint["gan_rng"]["cuda"])
-        else:
-            torch.manual_seed(hash((self.seed, self.global_rank, self.g_steps)) & (2**63 - 1))
 
 
 def build_module(cfg: DictConfig) -> VAEModule:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from ganbench.analysis.runs import load_runs
+from ganbench.budgeted_module import BudgetedModule
 from ganbench.console import result_line
 from ganbench.errors import UserError
 from ganbench.losses import GANLoss, NonSaturating
@@ -32,7 +33,6 @@ from ganbench.vae import (
     GaussianLikelihood,
     MLPEncoder,
     NotAVAESetting,
-    TrainingModule,
     VAEModule,
     gaussian_kl,
 )
@@ -205,7 +205,7 @@ def test_both_training_modules_offer_what_the_callbacks_read() -> None:
     adam = partial(torch.optim.Adam, lr=1e-3)
     gan = GANModule(MLPGenerator(), MLPDiscriminator(), GANLoss("ns", NonSaturating()), adam, adam)
     vae = _vae(MLPGenerator())
-    assert isinstance(gan, TrainingModule) and isinstance(vae, TrainingModule)
+    assert isinstance(gan, BudgetedModule) and isinstance(vae, BudgetedModule)
     assert (vae.g_steps, vae.d_steps, vae.remaining_g_steps, vae.diverged) == (0, 0, 1000, False)
     assert vae.sampling_generator is vae.generator and math.isnan(vae.take_discriminator_auc())
 

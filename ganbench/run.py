@@ -168,7 +168,6 @@ def train(
                 logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
             resume_from = run_dir / LAST_CHECKPOINT if earlier.has_checkpoint else None
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-            record.status = _final_status(read_progress(run_dir) or {}, cfg.training.g_steps, stop)
         except BaseException as raised:
             error = raised
             stopped = stop.received is not None or isinstance(raised, (KeyboardInterrupt, SystemExit))
@@ -178,7 +177,10 @@ def train(
                 raise
         finally:
             elapsed = earlier.wall_time_s + time.perf_counter() - started
-            finish_record(record, read_progress(run_dir), elapsed, cfg.eval.worst_score)
+            progress = read_progress(run_dir)
+            if error is None:  # the fit returned: how it ended is in what it reached
+                record.status = _final_status(progress or {}, cfg.training.g_steps, stop)
+            finish_record(record, progress, elapsed, cfg.eval.worst_score)
             record.error = _explain_status(record, stop, error, run_dir)
             write_record(record, run_dir)
             close_loggers(loggers, record, run_exit_code(record, stop, error))

@@ -8,8 +8,10 @@ the loss's own YAML decides). Later trials draw every hyperparameter from ``sear
 in ``search.per_loss`` added or replacing them. The loss and the trial's index are enqueued as fixed parameters
 (``Study.enqueue_trial``), so they are parameters of the study that a model-based sampler such as TPE sees.
 
-A space entry is either a constant (fixed for every drawn trial, e.g. β1 = 0.5 in the narrow search) or a mapping
-``{type: float|int|categorical, low, high, log, choices}``.
+A space entry is either a constant (fixed for every drawn trial, e.g. β1 = 0.5 in the narrow search; kept as a user
+attribute of the trial, not a parameter, so that a loss may fix a key that the others search) or a mapping
+``{type: float|int|categorical, low, high, log, choices}``. Optuna needs one set of choices per categorical parameter
+of a study, so every loss that searches a categorical key must give it the same choices.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def space_for(search: DictConfig, loss: str) -> dict[str, Any]:
 
 
 def _suggest(trial: Trial, key: str, spec: Any) -> Any:
-    """Draw one entry of the space (checked by ``validate_search_space``) with Optuna's public suggest API."""
+    """Draw one entry of the space (checked by ``validate_search_space``) with Optuna's public suggest API; a
+    constant is recorded with the trial, not drawn."""
     if not isinstance(spec, Mapping):
-        return trial.suggest_categorical(key, [spec])  # a constant: Optuna returns it without sampling
+        trial.set_user_attr(key, spec)
+        return spec
     if spec["type"] == "categorical":
         return trial.suggest_categorical(key, list(spec["choices"]))
     suggest = trial.suggest_float if spec["type"] == "float" else trial.suggest_int
@@ -80,7 +84,29 @@ def search_losses(search: DictConfig, known_losses: Sequence[str]) -> list[str]:
         validate_search_space(search)
     except ConfigError as error:
         raise SearchError(str(error)) from error
+    _check_categorical_choices(search, losses)
     return losses
+
+
+def _check_categorical_choices(search: DictConfig, losses: list[str]) -> None:
+    """Refuse, before any run, a categorical key whose choices differ between losses (Optuna would fail mid-study)."""
+    first: dict[str, tuple[str, list[Any]]] = {}
+    for loss in losses:
+        for key, spec in space_for(search, loss).items():
+            if not (isinstance(spec, Mapping) and spec["type"] == "categorical"):
+                continue
+            seen_loss, seen_choices = first.setdefault(key, (loss, list(spec["choices"])))
+            if list(spec["choices"]) != seen_choices:
+                raise SearchError(
+                    f"search space {key}: {loss} draws from {list(spec['choices'])} and {seen_loss} from "
+                    f"{seen_choices}; one study needs the same choices for every loss: give those, or a constant "
+                    f"(search.per_loss.{loss}.{key}=<value>)"
+                )
+
+
+def trial_settings(trial: Trial) -> dict[str, Any]:
+    """Everything a trial sets: its drawn parameters and the space's constants."""
+    return {**trial.params, **trial.user_attrs}
 
 
 def draw_trial(study: optuna.Study, search: DictConfig, losses: list[str]) -> Trial:
@@ -140,7 +166,7 @@ class Study:
     @staticmethod
     def overrides(trial: Trial) -> list[str]:
         """The trial as Hydra overrides of the run's config."""
-        return [f"{key}={value}" for key, value in trial.params.items()]
+        return [f"{key}={value}" for key, value in trial_settings(trial).items()]
 
     def tell(self, trial: Trial, result: JobReturn) -> None:
         """The run's objective (a failed or diverged run already returns the protocol's worst score); a job that
@@ -156,5 +182,5 @@ class Study:
         completed = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if completed:
             best = self.optuna_study.best_trial
-            results = {"name": "ganbench_search", "best_params": best.params, "best_value": best.value}
+            results = {"name": "ganbench_search", "best_params": trial_settings(best), "best_value": best.value}
             OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.record import record_from_config
-from ganbench.search import SearchError, draw_trial, search_losses
+from ganbench.search import SearchError, draw_trial, search_losses, trial_settings
 from ganbench.train import CONFIG_DIR
 from tests.helpers.cli import FAST, run_cli
 from tests.helpers.configs import choices
@@ -34,7 +34,7 @@ def draw(cfg: DictConfig, n_trials: int) -> list[dict]:
     losses = search_losses(cfg.search, choices("loss"))
     sampler = optuna.samplers.RandomSampler(seed=cfg.hydra.sweeper.sampler.seed)
     study = optuna.create_study(sampler=sampler, direction=cfg.hydra.sweeper.direction)
-    return [dict(draw_trial(study, cfg.search, losses).params) for _ in range(n_trials)]
+    return [trial_settings(draw_trial(study, cfg.search, losses)) for _ in range(n_trials)]
 
 
 def test_wide_search_deals_trials_to_losses_and_draws_the_reference_ranges() -> None:
@@ -102,6 +102,23 @@ def test_image_protocols_minimise_fid_and_score_failures_with_the_papers_value()
 def test_bad_search_definitions_are_refused_with_the_fix(override: str, message: str) -> None:
     with pytest.raises(SearchError, match=message):
         draw(sweep_config("search=lucic_wide", "search.losses=[ns]", override), 2)
+
+
+def test_a_loss_may_fix_a_key_that_the_others_search() -> None:
+    """The VAE takes no D steps, so it fixes training.n_critic=1 while the GANs draw it from {1, 5}."""
+    trials = draw(sweep_config("search=lucic_wide", "search.losses=[ns,vae]"), 8)
+    assert {t["training.n_critic"] for t in trials if t["loss"] == "vae" and t["study.trial"] > 0} == {1}
+    assert all(t["training.n_critic"] in (1, 5) for t in trials if t["study.trial"] > 0)
+
+
+def test_categorical_choices_that_differ_between_losses_are_refused() -> None:
+    cfg = sweep_config(
+        "search=lucic_wide",
+        "search.losses=[ns,mm]",
+        "+search.per_loss.ns={training.n_critic:{type:categorical,choices:[1,2]}}",
+    )
+    with pytest.raises(SearchError, match=r"training.n_critic: mm draws from \[1, 5\] and ns from \[1, 2\]"):
+        draw(cfg, 2)
 
 
 @pytest.mark.slow

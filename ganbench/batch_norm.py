@@ -21,6 +21,17 @@ BatchNormStatistics = Literal["running", "standing", "batch"]
 CHOICES = ("running", "standing", "batch")
 
 
+class _OnBalancedLabels(nn.Module):
+    """G with each batch's balanced labels (``Generator.balanced_labels``), as the one-input model update_bn calls."""
+
+    def __init__(self, generator: Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, self.generator.balanced_labels(len(z), z.device))
+
+
 def _batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [layer for layer in module.modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)]
 
@@ -46,5 +57,6 @@ def evaluation_generator(
         return evaluated.eval()
     device = next(generator.parameters()).device
     latents = generator.sample_latent(standing_samples, torch.device("cpu"), torch.Generator().manual_seed(seed))
-    update_bn((z.to(device) for z in latents.split(batch_size)), evaluated)  # cumulative average over the batches
+    batches = (z.to(device) for z in latents.split(batch_size))
+    update_bn(batches, _OnBalancedLabels(evaluated))  # the cumulative average over the batches
     return evaluated.eval()

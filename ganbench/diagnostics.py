@@ -99,7 +99,8 @@ class SampleDiagnostics:
     def reset(self) -> None:
         self.fake.reset()
 
-    def update(self, fake: Tensor) -> None:
+    def update(self, fake: Tensor, labels: Tensor | None = None) -> None:
+        """One chunk of samples; the classes they were generated for (``labels``) play no part here."""
         self.fake.update(fake)
 
     def compute(self, d_auc: float) -> dict[str, float]:
@@ -151,9 +152,9 @@ def warnings_of(entry: dict[str, float] | None) -> list[str]:
 
 
 def is_headline(key: str, primary: str | None = None) -> bool:
-    """Whether ``key`` is one of the protocol's metrics: not a diagnostic (unless the protocol ranks by it) and not a
-    point of a threshold curve ("precision@1.5")."""
-    return key == primary or (key != "g_step" and key not in DIAGNOSTIC_KEYS and "@" not in key)
+    """Whether ``key`` is one of the protocol's metrics: not a diagnostic (unless the protocol ranks by it), not a
+    point of a threshold curve ("precision@1.5") and not one class of a per-class metric ("class_match/3")."""
+    return key == primary or (key != "g_step" and key not in DIAGNOSTIC_KEYS and not {"@", "/"} & set(key))
 
 
 def headline(entry: dict[str, float] | None, primary: str | None = None) -> dict[str, float]:

@@ -36,8 +36,9 @@ class Scorer(Protocol):
 
     def reset(self) -> None: ...
 
-    def update(self, fake: Tensor) -> None:
-        """Accumulate one chunk of generated samples."""
+    def update(self, fake: Tensor, labels: Tensor | None) -> None:
+        """Accumulate one chunk of generated samples, with the classes a conditional G generated them for (else
+        None)."""
 
     def compute(self, generator: Generator) -> dict[str, float]:
         """Metrics over all accumulated samples (synced across ranks); ``generator`` serves metrics that invert it."""
@@ -51,12 +52,14 @@ class SamplePlot(Protocol):
 
     def setup(self, datamodule: pl.LightningDataModule) -> None: ...
 
-    def __call__(self, samples: Tensor, title: str) -> Figure: ...
+    def __call__(self, samples: Tensor, title: str, labels: Tensor | None = None) -> Figure:
+        """The samples, arranged by class when ``labels`` (a conditional G's) are given."""
 
 
 class Evaluation(pl.Callback):
     """Scores ``num_samples`` samples generated from latents drawn with ``latent_seed`` (the same z at every
-    evaluation of every run), every ``every_n_g_steps`` G steps and at the end of training. Keeps the history and
+    evaluation of every run; a class-conditional G pairs them with balanced labels 0, 1, …, K−1, 0, …), every
+    ``every_n_g_steps`` G steps and at the end of training. Keeps the history and
     the best evaluation (by ``primary``, then ``tie_breakers``, then the earliest), logs ``val/<metric>`` and saves
     a sample image per evaluation under ``image_dir``. Every evaluation also carries the diagnostics of
     ``ganbench.diagnostics`` (generated vs real moments, D's accuracy, the collapsed / off-data flags). G is evaluated
@@ -169,18 +172,21 @@ class Evaluation(pl.Callback):
         }
         write_json_atomic(progress, self.progress_file)
 
-    def rank_latents(self, generator: Generator, rank: int, world_size: int) -> Tensor:
-        """This rank's share of the protocol's fixed latents (every world_size-th, starting at ``rank``)."""
+    def rank_latents(self, generator: Generator, rank: int, world_size: int) -> tuple[Tensor, Tensor | None]:
+        """This rank's share of the protocol's fixed latents and balanced labels (every world_size-th, starting at
+        ``rank``); the labels are None for an unconditional G."""
         latent_rng = torch.Generator().manual_seed(self.latent_seed)
         z = generator.sample_latent(self.num_samples, device=torch.device("cpu"), generator=latent_rng)
-        return z[rank::world_size]
+        labels = generator.balanced_labels(self.num_samples)
+        return z[rank::world_size], None if labels is None else labels[rank::world_size]
 
     @torch.no_grad()
     def score(
         self, trained: Generator, device: torch.device, rank: int = 0, world_size: int = 1, d_auc: float = math.nan
-    ) -> tuple[dict[str, float], Tensor]:
+    ) -> tuple[dict[str, float], Tensor, Tensor | None]:
         """The protocol's metrics and the diagnostics of ``trained`` with the protocol's BatchNorm statistics, and
-        the first ``num_plotted`` samples of this rank. Every rank calls it; ``trained``'s mode is left as it was."""
+        the first ``num_plotted`` samples of this rank with their labels (None for an unconditional G). Every rank
+        calls it; ``trained``'s mode is left as it was."""
         was_training = trained.training
         generator = evaluation_generator(
             trained, self.generator_bn, self.standing_samples, self.batch_size, seed=self.latent_seed + 1
@@ -188,25 +194,27 @@ class Evaluation(pl.Callback):
         scorers = (*self.scorers.values(), self.diagnostics)
         for scorer in scorers:
             scorer.reset()
+        latents, labels = self.rank_latents(generator, rank, world_size)
         plotted: list[Tensor] = []
-        shown = 0
-        for z in self.rank_latents(generator, rank, world_size).split(self.batch_size):
-            fake = generator(z.to(device)).float()
+        for start in range(0, len(latents), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            chunk_labels = None if labels is None else labels[chunk].to(device)
+            fake = generator(latents[chunk].to(device), chunk_labels).float()
             for scorer in scorers:
-                scorer.update(fake)
-            if shown < self.num_plotted:
-                plotted.append(fake[: self.num_plotted - shown].cpu())
-                shown += len(plotted[-1])
+                scorer.update(fake, chunk_labels)
+            if start < self.num_plotted:
+                plotted.append(fake[: self.num_plotted - start].cpu())
         entry: dict[str, float] = {}
         for scorer in self.scorers.values():
             entry |= scorer.compute(generator)
         entry |= self.diagnostics.compute(d_auc)
         trained.train(was_training)
-        return entry, torch.cat(plotted)
+        samples = torch.cat(plotted)
+        return entry, samples, None if labels is None else labels[: len(samples)]
 
     def evaluate(self, trainer: pl.Trainer, pl_module: GANModule) -> dict[str, float]:
         d_auc = pl_module.take_discriminator_auc()
-        metrics, plotted = self.score(
+        metrics, plotted, plotted_labels = self.score(
             pl_module.sampling_generator, pl_module.device, trainer.global_rank, trainer.world_size, d_auc
         )
         entry = {"g_step": float(pl_module.g_steps), **metrics}
@@ -214,15 +222,17 @@ class Evaluation(pl.Callback):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({f"val/{k}": v for k, v in entry.items()}, step=pl_module.g_steps)
-            self._save_image(trainer, plotted, pl_module.g_steps, pl_module.loss.name)
+            self._save_image(trainer, plotted, plotted_labels, pl_module.g_steps, pl_module.loss.name)
             self._write_progress(trainer, pl_module)
         return entry
 
-    def _save_image(self, trainer: pl.Trainer, samples: Tensor, g_step: int, loss_name: str) -> None:
+    def _save_image(
+        self, trainer: pl.Trainer, samples: Tensor, labels: Tensor | None, g_step: int, loss_name: str
+    ) -> None:
         if self.image_dir is None:
             return
         self.image_dir.mkdir(parents=True, exist_ok=True)
-        figure = self.plot(samples, f"{loss_name} · G step {g_step}")
+        figure = self.plot(samples, f"{loss_name} · G step {g_step}", labels)
         path = self.image_dir / f"g{g_step:07d}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         self.last_image = path

@@ -4,7 +4,8 @@ Each Lightning batch holds ``n_critic`` real batches: the module takes one discr
 generator step. Everything variant-specific comes from the loss object: objective, penalty, weight constraint, and
 an objective's state such as BEGAN's k_t (updated after each D step, checkpointed, logged); networks and optimizers
 come in through Hydra. The budget is counted in generator steps by the module itself, because ``trainer.global_step``
-counts optimizer steps (n_critic + 1 per batch).
+counts optimizer steps (n_critic + 1 per batch). A class-conditional run's batches also hold the real samples'
+labels: G generates for the same labels, and D scores both with them (``ganbench.nets.conditioning.on_labels``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from ganbench.budgeted_module import BudgetedModule, gradient_norm
 from ganbench.diagnostics import pairwise_auc
 from ganbench.losses import DiscriminatorLoss, GANLoss
 from ganbench.nets.base import Generator
+from ganbench.nets.conditioning import on_labels
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+Batch = Tensor | list[Tensor]  # samples, or [samples, labels] in a class-conditional run
+
+
+def split_labels(batch: Batch) -> tuple[Tensor, Tensor | None]:
+    """(samples, labels) of a training batch; labels None when the run is unconditional."""
+    return (batch[0], batch[1]) if isinstance(batch, list | tuple) else (batch, None)
 
 
 class GANModule(BudgetedModule):
@@ -72,15 +80,17 @@ class GANModule(BudgetedModule):
             self.discriminator_optimizer(self.discriminator.parameters()),
         ]
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
         g_opt, d_opt = self.optimizers()
-        real_batches = batch.reshape(self.n_critic, -1, *batch.shape[1:])
-        for real in real_batches:
-            d_loss = self._discriminator_step(real, d_opt)
+        samples, labels = split_labels(batch)
+        real_batches = samples.reshape(self.n_critic, -1, *samples.shape[1:])
+        label_batches = [None] * self.n_critic if labels is None else labels.reshape(self.n_critic, -1)
+        for real, real_labels in zip(real_batches, label_batches, strict=True):
+            d_loss = self._discriminator_step(real, real_labels, d_opt)
             d_auc = pairwise_auc(d_loss.real_out, d_loss.fake_out)
             self._d_auc_sum += d_auc.item()
             self._d_auc_steps += 1
-        g_loss = self._generator_step(real_batches[-1], g_opt)
+        g_loss = self._generator_step(real_batches[-1], label_batches[-1], g_opt)
 
         if not torch.isfinite(torch.stack([d_loss.total.detach(), g_loss.detach()])).all():
             self.diverged = True
@@ -104,11 +114,11 @@ class GANModule(BudgetedModule):
         if self.remaining_g_steps == 0:
             self.trainer.should_stop = True
 
-    def _discriminator_step(self, real: Tensor, optimizer: Any) -> DiscriminatorLoss:
+    def _discriminator_step(self, real: Tensor, labels: Tensor | None, optimizer: Any) -> DiscriminatorLoss:
         self.toggle_optimizer(optimizer)
         with torch.no_grad():
-            fake = self.generator(self.generator.sample_latent(real.shape[0], device=real.device))
-        loss = self.loss.discriminator_loss(self.discriminator, real, fake)
+            fake = self.generator(self.generator.sample_latent(real.shape[0], device=real.device), labels)
+        loss = self.loss.discriminator_loss(on_labels(self.discriminator, labels), real, fake)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss.total)
         optimizer.step()
@@ -117,12 +127,13 @@ class GANModule(BudgetedModule):
         self.d_steps += 1
         return loss
 
-    def _generator_step(self, real: Tensor, optimizer: Any) -> Tensor:
-        """One G step on a batch of ``real``'s size; ``real`` (the last D step's batch, already on the device) reaches
-        D only for a relativistic objective, whose G loss compares D's outputs on real and generated data."""
+    def _generator_step(self, real: Tensor, labels: Tensor | None, optimizer: Any) -> Tensor:
+        """One G step on a batch of ``real``'s size (and labels); ``real`` (the last D step's batch, already on the
+        device) reaches D only for a relativistic objective, whose G loss compares D's outputs on real and generated
+        data."""
         self.toggle_optimizer(optimizer)
-        fake = self.generator(self.generator.sample_latent(real.shape[0], device=self.device))
-        loss = self.loss.generator_loss(self.discriminator, fake, real)
+        fake = self.generator(self.generator.sample_latent(real.shape[0], device=self.device), labels)
+        loss = self.loss.generator_loss(on_labels(self.discriminator, labels), fake, real)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 def optuna_direction(higher_is_better: bool) -> str:
@@ -17,6 +17,12 @@ def total_trials(losses: Sequence[str], trials_per_loss: int) -> int:
     return len(losses) * int(trials_per_loss)
 
 
+def num_classes(*, _root_: DictConfig) -> int | None:
+    """The classes G and D are conditioned on: the dataset's with ``conditional=true``, else None (unconditional)."""
+    return _root_.dataset.get("num_classes") if _root_.get("conditional") else None
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("ganbench.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("ganbench.total_trials", total_trials, replace=True)
+    OmegaConf.register_new_resolver("ganbench.num_classes", num_classes, replace=True)

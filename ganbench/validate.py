@@ -229,6 +229,26 @@ def _machine_checks(values: Mapping[str, Any]) -> Iterator[ConfigError]:
         )
 
 
+def _conditional_checks(cfg: DictConfig) -> Iterator[ConfigError]:
+    """A conditional run needs labels from the dataset and networks that read them (docs/conditional.md)."""
+    if not cfg.get("conditional"):
+        return
+    dataset = cfg.get("dataset", {})
+    if dataset.get("num_classes") is None:
+        yield ConfigError(
+            f"conditional=true needs class labels, and dataset={dataset.get('name')} has none: conditional runs train "
+            "on the datasets whose config sets dataset.num_classes (ring, grid, mnist, fashion_mnist, cifar10)"
+        )
+    for node in ("generator", "discriminator", "encoder"):
+        network = cfg.get("model", {}).get(node)
+        if network is not None and "num_classes" not in network:
+            yield ConfigError(
+                f"conditional=true needs class-conditional networks, and model.{node} ({network.get('_target_')}) "
+                "has none: conditional runs take a GAN loss (not began or vae) with model=mlp, mlp_image, infogan, "
+                "infogan_cpu, dcgan or resnet"
+            )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks its rule; keys absent from this config are skipped."""
     values = _values(cfg)
@@ -236,7 +256,7 @@ def validate(cfg: DictConfig) -> None:
         requirement = requirement_for(key)
         if requirement is not None and value is not None and not requirement.admits(value):
             raise _invalid(key, value, requirement)
-    for error in _machine_checks(values):
+    for error in (*_machine_checks(values), *_conditional_checks(cfg)):
         raise error
     if (search := cfg.get("search")) is not None:
         validate_search_space(search)

@@ -30,7 +30,7 @@ def score(run_dir: Path, statistics: str) -> dict[str, float]:
     module.load_state_dict(checkpoint["state_dict"])
     evaluation = instantiate(cfg.eval, generator_bn=statistics)
     evaluation.setup_scorers(instantiate(cfg.dataset), torch.device("cpu"))
-    metrics, _ = evaluation.score(module.sampling_generator, torch.device("cpu"))
+    metrics, _, _ = evaluation.score(module.sampling_generator, torch.device("cpu"))
     return {"g_step": float(checkpoint["gan_steps"]["g_steps"]), **metrics}
 
 

@@ -1,6 +1,7 @@
 """Image datasets as LightningDataModules: the contract every image dataset (torchvision's or embedded) fulfils.
 
-Images are float tensors of shape (C, H, W) scaled to [−1, 1]; labels are dropped. Training batches hold
+Images are float tensors of shape (C, H, W) scaled to [−1, 1]; labels are dropped, except in the training batches of
+a class-conditional run (``labels=True``: [images, class indices]). Training batches hold
 ``batches_per_step`` × ``batch_size`` images (one real batch per discriminator step; ``batch_size`` is global, split
 across DDP processes); the evaluation protocol asks
 for the real images of a named split through :meth:`ImageDataModule.eval_dataset` and identifies them for its
@@ -45,6 +46,8 @@ class ImageDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        labels: bool = False,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -53,12 +56,18 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.labels = labels
+        self.num_classes = num_classes  # of a labelled dataset (its config's), None without labels
         self.batches_per_step = 1
 
     @abstractmethod
     def split_dataset(self, split: str) -> Dataset:
         """The images of ``split`` (e.g. "train", "test") as (C, H, W) tensors in [−1, 1]; raises UserError when the
         files are missing, saying where they are expected and how to get them."""
+
+    def labelled_dataset(self, split: str) -> Dataset:
+        """(image, class index) pairs of ``split``, for class-conditional training; a dataset without labels refuses."""
+        raise UserError(f"{self.name} has no class labels: a conditional run (conditional=true) needs labelled data")
 
     def eval_dataset(self, split: str) -> Dataset:
         """Real images for the evaluation protocol."""
@@ -78,7 +87,7 @@ class ImageDataModule(pl.LightningDataModule):
         """Shuffled, seeded by seed + rank; under DDP Lightning swaps in a DistributedSampler, so that the processes
         split each epoch between them."""
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        images = self.split_dataset("train")
+        images = self.labelled_dataset("train") if self.labels else self.split_dataset("train")
         step_images = self.batch_size * self.batches_per_step
         if len(images) < step_images:  # type: ignore[arg-type]
             raise UserError(  # with drop_last no step could be taken: the run would end at once, short of its budget

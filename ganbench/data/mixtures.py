@@ -1,6 +1,7 @@
 """2-D Gaussian mixtures, the mode-collapse benchmark of VEEGAN / PacGAN (protocol: docs/mixtures.md).
 
-Samples are drawn on the fly from a seeded generator, so the "dataset" is infinite and needs no files.
+Samples are drawn on the fly from a seeded generator, so the "dataset" is infinite and needs no files. A point's class
+is the index of the mode it was drawn from (the labels of a class-conditional run, ``labels=True``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from ganbench.data.batching import process_batch_size
+from ganbench.errors import UserError
 
 
 class GaussianMixture:
@@ -29,9 +31,13 @@ class GaussianMixture:
         return self.means.shape[0]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """n points and the index of the mode each was drawn from."""
         modes = torch.randint(self.num_modes, (n,), generator=generator)
         noise = torch.randn((n, self.means.shape[1]), generator=generator)
-        return self.means[modes] + self.std * noise
+        return self.means[modes] + self.std * noise, modes
 
 
 def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture:
@@ -54,19 +60,24 @@ def batch_seed(seed: int, rank: int, index: int) -> int:
 
 
 class _MixtureStream(IterableDataset):
-    """Endless batches from a mixture, batch i drawn from its own seeded generator, starting at batch ``start``."""
+    """Endless batches from a mixture, batch i drawn from its own seeded generator, starting at batch ``start``;
+    each batch is the points, or [points, modes] with ``labels``."""
 
-    def __init__(self, mixture: GaussianMixture, batch_size: int, seed: int, rank: int, start: int) -> None:
+    def __init__(
+        self, mixture: GaussianMixture, batch_size: int, seed: int, rank: int, start: int, labels: bool
+    ) -> None:
         self.mixture = mixture
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.start = start
+        self.labels = labels
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __iter__(self) -> Iterator[Tensor | list[Tensor]]:
         for index in itertools.count(self.start):
             generator = torch.Generator().manual_seed(batch_seed(self.seed, self.rank, index))
-            yield self.mixture.sample(self.batch_size, generator)
+            points, modes = self.mixture.sample_labelled(self.batch_size, generator)
+            yield [points, modes] if self.labels else points
 
 
 REFERENCE_SEED = 2**31 - 1  # the reference draws: far from the training seeds (seed + rank, batch_seed)
@@ -76,15 +87,30 @@ class MixtureDataModule(pl.LightningDataModule):
     """Training data for one GAN step: ``batches_per_step`` real batches concatenated (the trainer sets it to
     n_critic, so every discriminator step sees its own real batch).
 
-    ``batch_size`` is the global batch: with N processes each draws batch_size / N points per batch.
+    ``batch_size`` is the global batch: with N processes each draws batch_size / N points per batch. With
+    ``labels`` a batch also holds each point's mode, its class; ``num_classes``, the config's, must be the modes'.
     """
 
-    def __init__(self, name: str, mixture: GaussianMixture, batch_size: int = 100, seed: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        mixture: GaussianMixture,
+        batch_size: int = 100,
+        seed: int = 0,
+        labels: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
+        if num_classes is not None and num_classes != mixture.num_modes:
+            raise UserError(
+                f"dataset.num_classes={num_classes} but the {name} mixture has {mixture.num_modes} modes, and a "
+                f"point's class is its mode: set dataset.num_classes={mixture.num_modes}"
+            )
         self.name = name
         self.mixture = mixture
         self.batch_size = batch_size
         self.seed = seed
+        self.labels = labels
         self.batches_per_step = 1
 
     def train_dataloader(self) -> DataLoader:
@@ -93,7 +119,7 @@ class MixtureDataModule(pl.LightningDataModule):
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
             start = self.trainer.lightning_module.g_steps
         per_process = process_batch_size(self.batch_size, world_size)
-        stream = _MixtureStream(self.mixture, per_process * self.batches_per_step, self.seed, rank, start)
+        stream = _MixtureStream(self.mixture, per_process * self.batches_per_step, self.seed, rank, start, self.labels)
         # An own generator: creating the iterator must not draw from the global RNG, or a resumed run's noise shifts.
         return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(self.seed))
 

@@ -169,8 +169,10 @@ class TorchvisionDataModule(ImageDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        labels: bool = False,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(name, image_size, channels, batch_size, num_workers, seed)
+        super().__init__(name, image_size, channels, batch_size, num_workers, seed, labels, num_classes)
         if dataset_class not in SOURCES:
             raise UserError(
                 f"dataset.dataset_class={dataset_class} is not supported: choose one of {', '.join(SOURCES)}."
@@ -195,8 +197,13 @@ class TorchvisionDataModule(ImageDataModule):
         self.split_dataset("train")
 
     def split_dataset(self, split: str) -> Dataset:
+        return ImagesOnly(self.labelled_dataset(split))
+
+    def labelled_dataset(self, split: str) -> Dataset:
+        """torchvision's own dataset: (image, target) pairs, the target being the class index for MNIST, Fashion-MNIST
+        and CIFAR-10 (CelebA's are attributes, and its config declares no classes)."""
         if split not in self._loaded:
-            self._loaded[split] = ImagesOnly(self._load(split))
+            self._loaded[split] = self._load(split)
         return self._loaded[split]
 
     def expected_folder(self) -> str:

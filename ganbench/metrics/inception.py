@@ -269,7 +269,8 @@ class InceptionScorer:
             metric.reset()  # FID and KID keep their real states (reset_real_features=False)
         self._pools, self._logits, self._nonfinite_count = [], [], 0
 
-    def update(self, fake: Tensor) -> None:
+    def update(self, fake: Tensor, labels: Tensor | None = None) -> None:
+        """One chunk of samples; the classes they were generated for (``labels``) play no part here."""
         if self.device is None:
             raise RuntimeError("InceptionScorer.setup(datamodule, device) must run before update()")
         fake = fake.to(self.device)

@@ -117,7 +117,8 @@ class TriangleScorer:
         self.real_distances.reset()
         self.seen = 0
 
-    def update(self, fake: Tensor) -> None:
+    def update(self, fake: Tensor, labels: Tensor | None = None) -> None:
+        """One chunk of samples; the classes they were generated for (``labels``) play no part here."""
         if self.manifold is None:
             raise RuntimeError("TriangleScorer.setup(datamodule, device) must run before update()")
         fake = fake[: max(self.quota - self.seen, 0)]

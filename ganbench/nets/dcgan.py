@@ -3,6 +3,8 @@
 G: z → deconv to a base×base map → [deconv k4 s2 → BN → ReLU] per doubling → deconv k4 s2 → tanh.
 D: mirror image: conv k4 s2 → LReLU(0.2) → [conv k4 s2 → BN → LReLU] per halving → conv to 1×1: one raw output.
 The channels halve (G) / double (D) at each resolution step, ``width`` being the width next to the image.
+Class-conditional with ``num_classes`` (Miyato & Koyama 2018): conditional BN in G; D adds the projection
+⟨embed(y), φ(x)⟩ of the base×base features φ(x) that its last conv reads.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.conditioning import LabelledSequential, Projection, batch_norm_2d
 from ganbench.nets.layers import LEAK, apply_spectral_norm, batch_norm_or_identity, check_image_size, normal_init_
 
 # image size → (base resolution, number of k4 s2 stages between base and image): 4→…→32/64 as in Radford et al.;
 # 28 px starts from 7×7, which costs nothing and lets the same model run on MNIST-sized data.
 GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+HEAD = 2  # D's last layers, conv to 1×1 and Flatten: what reads the features φ(x) that the projection reads too
 
 
 def _widths(width: int, stages: int) -> list[int]:
@@ -23,7 +27,8 @@ def _widths(width: int, stages: int) -> list[int]:
 
 
 class DCGANGenerator(Generator):
-    """z ~ U(−1, 1)^100 as in Radford et al.; BN + ReLU in every hidden layer, tanh output in [−1, 1]."""
+    """z ~ U(−1, 1)^100 as in Radford et al.; BN + ReLU in every hidden layer, tanh output in [−1, 1]. With
+    ``num_classes`` every BN is conditional on the label."""
 
     def __init__(
         self,
@@ -32,8 +37,9 @@ class DCGANGenerator(Generator):
         latent_dim: int = 100,
         width: int = 64,
         latent_distribution: LatentDistribution = "uniform",
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim, latent_distribution)
+        super().__init__(latent_dim, latent_distribution, num_classes)
         check_image_size("dcgan", image_size, GEOMETRY)
         base, stages = GEOMETRY[image_size]
         widths = _widths(width, stages)[::-1]  # from the base inwards: e.g. 512, 256, 128, 64
@@ -43,21 +49,22 @@ class DCGANGenerator(Generator):
             kernel, stride, padding = (base, 1, 0) if i == 0 else (4, 2, 1)  # 1×1 → base×base, then doublings
             layers += [
                 nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, padding, bias=False),
-                nn.BatchNorm2d(out_ch),
+                batch_norm_2d(out_ch, num_classes),
                 nn.ReLU(),
             ]
             in_ch = out_ch
         layers += [nn.ConvTranspose2d(in_ch, channels, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = LabelledSequential(*layers)
         normal_init_(self)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(z, labels)
 
 
 class DCGANDiscriminator(nn.Module):
     """LReLU(0.2), BN in every hidden layer but the first; ``spectral_norm`` normalises every conv (SNGAN's option,
-    usually with ``batch_norm=False``)."""
+    usually with ``batch_norm=False``), the projection's embedding included. With ``num_classes``, a projection
+    discriminator."""
 
     def __init__(
         self,
@@ -66,6 +73,7 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         batch_norm: bool = True,
         spectral_norm: bool = False,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         check_image_size("dcgan", image_size, GEOMETRY)
@@ -85,6 +93,11 @@ class DCGANDiscriminator(nn.Module):
         normal_init_(self)
         if spectral_norm:
             apply_spectral_norm(self)
+        # Built last, so that the unconditional layers draw the same random numbers as in an unconditional D.
+        features = in_ch * base * base
+        self.projection = None if num_classes is None else Projection(num_classes, features, spectral_norm)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        features = self.net[:-HEAD](x)
+        out = self.net[-HEAD:](features)
+        return out if self.projection is None else out + self.projection(features, labels)

@@ -2,6 +2,8 @@
 
 One architecture for every loss and dataset (28×28×1, 32×32×3, 64×64×3), so that only the loss differs between runs.
 Every k4 s2 (de)convolution uses padding 1, which halves / doubles even sizes exactly like TF's "SAME" padding.
+With ``num_classes`` both are class-conditional as in CGAN: the one-hot label joins G's latent and D's input image
+(one constant channel per class; ``ganbench.nets.conditioning``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.conditioning import input_width, with_one_hot
 from ganbench.nets.layers import LEAK, batch_norm_or_identity, check_image_size, normal_init_
 
 SUPPORTED_SIZES = (28, 32, 64)
@@ -40,13 +43,14 @@ class InfoGANGenerator(Generator):
         latent_distribution: LatentDistribution = "uniform",
         hidden: int = HIDDEN,
         base_channels: int = CHANNELS,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim, latent_distribution)
+        super().__init__(latent_dim, latent_distribution, num_classes)
         check_image_size("infogan", image_size, SUPPORTED_SIZES)
         base = image_size // 4
         wide = 2 * base_channels
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden),
+            nn.Linear(input_width(latent_dim, num_classes), hidden),
             _batch_norm(True, hidden, dims=1),
             nn.LeakyReLU(LEAK),
             nn.Linear(hidden, wide * base * base),
@@ -60,8 +64,8 @@ class InfoGANGenerator(Generator):
         )
         normal_init_(self, truncate_conv=True)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return 2.0 * torch.sigmoid(self.net(z)) - 1.0
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return 2.0 * torch.sigmoid(self.net(with_one_hot(z, labels, self.num_classes))) - 1.0
 
 
 class InfoGANDiscriminator(nn.Module):
@@ -78,13 +82,15 @@ class InfoGANDiscriminator(nn.Module):
         batch_norm: bool = True,
         hidden: int = HIDDEN,
         base_channels: int = CHANNELS,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         check_image_size("infogan", image_size, SUPPORTED_SIZES)
+        self.num_classes = num_classes
         base = image_size // 4
         wide = 2 * base_channels
         self.net = nn.Sequential(
-            nn.Conv2d(channels, base_channels, kernel_size=4, stride=2, padding=1),
+            nn.Conv2d(input_width(channels, num_classes), base_channels, kernel_size=4, stride=2, padding=1),
             nn.LeakyReLU(LEAK),
             nn.Conv2d(base_channels, wide, kernel_size=4, stride=2, padding=1),
             _batch_norm(batch_norm, wide, dims=2),
@@ -97,5 +103,5 @@ class InfoGANDiscriminator(nn.Module):
         )
         normal_init_(self, truncate_conv=True)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_one_hot(x, labels, self.num_classes)).squeeze(1)

@@ -1,5 +1,6 @@
 """Fully connected networks: for low-dimensional data such as the 2-D Gaussian mixtures, and the original GAN's
-networks for small images (Goodfellow et al. 2014)."""
+networks for small images (Goodfellow et al. 2014). With ``num_classes`` they are class-conditional as in CGAN (Mirza &
+Osindero 2014): the one-hot label joins G's latent and D's (flattened) input (``ganbench.nets.conditioning``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.conditioning import input_width, with_one_hot
 from ganbench.nets.layers import LEAK
 
 
@@ -46,23 +48,34 @@ class MLPGenerator(Generator):
         num_hidden: int = 3,
         batch_norm: bool = False,
         latent_distribution: LatentDistribution = "normal",
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim, latent_distribution)
-        self.net = _mlp(latent_dim, [hidden_dim] * num_hidden, data_dim, batch_norm, nn.ReLU())
+        super().__init__(latent_dim, latent_distribution, num_classes)
+        width = input_width(latent_dim, num_classes)
+        self.net = _mlp(width, [hidden_dim] * num_hidden, data_dim, batch_norm, nn.ReLU())
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_one_hot(z, labels, self.num_classes))
 
 
 class MLPDiscriminator(nn.Module):
     """x → [Linear → LeakyReLU(0.2)] × num_hidden → Linear(1): one raw logit / critic value per example."""
 
-    def __init__(self, data_dim: int = 2, hidden_dim: int = 200, num_hidden: int = 3, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        data_dim: int = 2,
+        hidden_dim: int = 200,
+        num_hidden: int = 3,
+        batch_norm: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
-        self.net = _mlp(data_dim, [hidden_dim] * num_hidden, 1, batch_norm, nn.LeakyReLU(LEAK))
+        self.num_classes = num_classes
+        width = input_width(data_dim, num_classes)
+        self.net = _mlp(width, [hidden_dim] * num_hidden, 1, batch_norm, nn.LeakyReLU(LEAK))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_one_hot(x, labels, self.num_classes)).squeeze(1)
 
 
 class ImageMLPGenerator(Generator):
@@ -76,13 +89,15 @@ class ImageMLPGenerator(Generator):
         latent_dim: int = 100,
         widths: Sequence[int] = (256, 512, 1024),
         latent_distribution: LatentDistribution = "normal",
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim, latent_distribution)
+        super().__init__(latent_dim, latent_distribution, num_classes)
         self.image_shape = (channels, image_size, image_size)
-        self.net = _mlp(latent_dim, widths, math.prod(self.image_shape), False, nn.LeakyReLU(LEAK))
+        width = input_width(latent_dim, num_classes)
+        self.net = _mlp(width, widths, math.prod(self.image_shape), False, nn.LeakyReLU(LEAK))
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).tanh().view(z.shape[0], *self.image_shape)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_one_hot(z, labels, self.num_classes)).tanh().view(z.shape[0], *self.image_shape)
 
 
 class ImageMLPDiscriminator(nn.Module):
@@ -90,10 +105,17 @@ class ImageMLPDiscriminator(nn.Module):
     width → Linear(1), one raw logit per example (dropout as in Goodfellow et al.'s maxout D and PyTorch's example)."""
 
     def __init__(
-        self, image_size: int = 28, channels: int = 1, widths: Sequence[int] = (1024, 512, 256), dropout: float = 0.3
+        self,
+        image_size: int = 28,
+        channels: int = 1,
+        widths: Sequence[int] = (1024, 512, 256),
+        dropout: float = 0.3,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        self.net = _mlp(channels * image_size * image_size, widths, 1, False, nn.LeakyReLU(LEAK), dropout)
+        self.num_classes = num_classes
+        width = input_width(channels * image_size * image_size, num_classes)
+        self.net = _mlp(width, widths, 1, False, nn.LeakyReLU(LEAK), dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.flatten(start_dim=1)).squeeze(1)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_one_hot(x.flatten(start_dim=1), labels, self.num_classes)).squeeze(1)

@@ -3,6 +3,8 @@
 G: z(128) ~ N(0, I) → fc 4·4·256 → 3 up-blocks (256 ch) → BN → ReLU → conv3 c → tanh.
 D: down-block 128 → down-block 128 → block 128 → block 128 → ReLU → global sum pooling → fc 1 (raw output).
 Init as in the authors' Chainer code: Glorot-uniform, gain √2 on the residual convolutions, 1 elsewhere; zero biases.
+Class-conditional with ``num_classes`` (Miyato & Koyama 2018): conditional BN in G's blocks; D adds the projection
+⟨embed(y), φ(x)⟩ of the pooled features φ(x) that its fc reads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from torch import Tensor, nn
 
 from ganbench.nets.base import Generator, LatentDistribution
+from ganbench.nets.conditioning import ClassConditional, LabelledSequential, Projection, batch_norm_2d
 from ganbench.nets.layers import apply_spectral_norm, check_image_size
 
 SUPPORTED_SIZES = (32,)
@@ -32,24 +35,25 @@ def _conv(in_ch: int, out_ch: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:
     return _glorot(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2), gain)
 
 
-class GeneratorBlock(nn.Module):
-    """BN → ReLU → up×2 → conv3 → BN → ReLU → conv3, added to an up×2 → conv1 shortcut (nearest upsampling)."""
+class GeneratorBlock(ClassConditional):
+    """BN → ReLU → up×2 → conv3 → BN → ReLU → conv3, added to an up×2 → conv1 shortcut (nearest upsampling); the BNs
+    are conditional on the label with ``num_classes``."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, num_classes: int | None = None) -> None:
         super().__init__()
-        self.residual = nn.Sequential(
-            nn.BatchNorm2d(in_ch),
+        self.residual = LabelledSequential(
+            batch_norm_2d(in_ch, num_classes),
             nn.ReLU(),
             nn.Upsample(scale_factor=2, mode="nearest"),
             _conv(in_ch, out_ch, 3, RESIDUAL_GAIN),
-            nn.BatchNorm2d(out_ch),
+            batch_norm_2d(out_ch, num_classes),
             nn.ReLU(),
             _conv(out_ch, out_ch, 3, RESIDUAL_GAIN),
         )
         self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _conv(in_ch, out_ch, 1))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.residual(x) + self.shortcut(x)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.residual(x, labels) + self.shortcut(x)
 
 
 class DiscriminatorBlock(nn.Module):
@@ -73,7 +77,8 @@ class DiscriminatorBlock(nn.Module):
 
 
 class ResNetGenerator(Generator):
-    """SNGAN's CIFAR generator: 3 up-blocks of ``width`` channels from a 4×4 map; tanh output in [−1, 1]."""
+    """SNGAN's CIFAR generator: 3 up-blocks of ``width`` channels from a 4×4 map; tanh output in [−1, 1]. With
+    ``num_classes`` every BN is conditional on the label."""
 
     def __init__(
         self,
@@ -82,27 +87,36 @@ class ResNetGenerator(Generator):
         latent_dim: int = 128,
         width: int = 256,
         latent_distribution: LatentDistribution = "normal",
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim, latent_distribution)
+        super().__init__(latent_dim, latent_distribution, num_classes)
         check_image_size("resnet", image_size, SUPPORTED_SIZES)
-        self.net = nn.Sequential(
+        self.net = LabelledSequential(
             _glorot(nn.Linear(latent_dim, width * BOTTOM * BOTTOM)),
             nn.Unflatten(1, (width, BOTTOM, BOTTOM)),
-            *(GeneratorBlock(width, width) for _ in range(3)),
-            nn.BatchNorm2d(width),
+            *(GeneratorBlock(width, width, num_classes) for _ in range(3)),
+            nn.BatchNorm2d(width),  # plain, as in SNGAN's projection code and BigGAN
             nn.ReLU(),
             _conv(width, channels, 3),
             nn.Tanh(),
         )
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(z, labels)
 
 
 class ResNetDiscriminator(nn.Module):
-    """SNGAN's CIFAR discriminator; ``spectral_norm`` (default on, as in SNGAN) normalises every conv and the fc."""
+    """SNGAN's CIFAR discriminator; ``spectral_norm`` (default on, as in SNGAN) normalises every conv and the fc, and
+    the projection's embedding. With ``num_classes``, SNGAN's projection discriminator."""
 
-    def __init__(self, image_size: int = 32, channels: int = 3, width: int = 128, spectral_norm: bool = True) -> None:
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 3,
+        width: int = 128,
+        spectral_norm: bool = True,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         check_image_size("resnet", image_size, SUPPORTED_SIZES)
         self.features = nn.Sequential(
@@ -115,6 +129,10 @@ class ResNetDiscriminator(nn.Module):
         self.head = _glorot(nn.Linear(width, 1))
         if spectral_norm:
             apply_spectral_norm(self)
+        # Built last, so that the unconditional layers draw the same random numbers as in an unconditional D.
+        self.projection = None if num_classes is None else Projection(num_classes, width, spectral_norm)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).sum(dim=(2, 3))).squeeze(1)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        features = self.features(x).sum(dim=(2, 3))
+        out = self.head(features).squeeze(1)
+        return out if self.projection is None else out + self.projection(features, labels)

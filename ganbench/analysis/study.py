@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -242,13 +243,19 @@ def plot_budget_curves(
     """One expected-best curve per loss with its shaded interval, so losses are compared at equal budget.
 
     ``ylim`` keeps the axis on the scores that matter when worst-case scores (FID 31337) would squash it; a curve may
-    then enter from beyond the axis at small budgets. Short curves get markers, so a single budget still shows."""
+    then enter from beyond the axis at small budgets. Short curves get markers, so a single budget still shows. Every
+    loss has its own colour (matplotlib's 10-colour cycle repeats, so more losses take tab20's 20 and then dashes),
+    and the intervals fade as curves are added, so that a dozen losses stay readable."""
     figure = Figure(figsize=(6.4, 4.4))
     ax = figure.add_subplot(1, 1, 1)
-    for loss, curve in curves.items():
+    many = len(curves) > 10
+    shade = 0.2 if len(curves) <= 5 else 0.08
+    for index, (loss, curve) in enumerate(curves.items()):
+        colour = colormaps["tab20"](2 * index % 20 + index // 10 % 2) if many else f"C{index}"  # dark hues first
+        style = "-" if index < 20 else "--"
         marker = "o" if len(curve) <= 10 else None
-        (line,) = ax.plot(curve["budget"], curve["mean"], label=loss, marker=marker, markersize=4)
-        ax.fill_between(curve["budget"], curve["lower"], curve["upper"], color=line.get_color(), alpha=0.2)
+        ax.plot(curve["budget"], curve["mean"], style, label=loss, color=colour, marker=marker, markersize=4)
+        ax.fill_between(curve["budget"], curve["lower"], curve["upper"], color=colour, alpha=shade)
     if log_x:
         ax.set_xscale("log")
     elif curves:
@@ -260,6 +267,6 @@ def plot_budget_curves(
     ax.set_ylabel(f"expected best {metric}")
     ax.set_title(title)
     if curves:
-        ax.legend()
+        ax.legend(fontsize="small", ncols=2 if len(curves) > 6 else 1)
     figure.tight_layout()
     return figure

@@ -50,6 +50,31 @@ def test_every_model_composes_with_every_dataset_it_supports(make_config, model:
     _check_composes(cfg)
 
 
+LABELLED = [dataset for dataset in DATASETS if dataset not in ("triangles", "celeba")]
+CONDITIONAL_LOSSES = [loss for loss in LOSSES if loss not in ("began", "vae")]
+
+
+@pytest.mark.parametrize("dataset", LABELLED)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_is_conditional_on_every_labelled_dataset_it_supports(
+    make_config, model: str, dataset: str
+) -> None:
+    cfg = make_config("conditional=true", f"model={model}", f"dataset={dataset}")
+    image_size = cfg.dataset.get("image_size")
+    if (model == "mlp") != (image_size is None) or (model == "resnet" and image_size != 32):
+        pytest.skip("a model for other data")
+    _check_composes(cfg)
+    module = build_module(cfg)
+    classes = cfg.dataset.num_classes
+    assert module.generator.num_classes == classes and module.discriminator.num_classes == classes
+    assert instantiate(cfg.dataset).labels
+
+
+@pytest.mark.parametrize("loss", CONDITIONAL_LOSSES)
+def test_every_gan_loss_composes_conditionally(make_config, loss: str) -> None:
+    _check_composes(make_config("conditional=true", f"loss={loss}", "dataset=grid"))
+
+
 def test_loss_carries_its_reference_defaults(make_config) -> None:
     """Lucic et al.'s D steps per G step and β1 come with the loss; the dataset sets the budget and learning rate."""
     wgan_gp = make_config("loss=wgan_gp", "dataset=triangles")  # a benchmark without a conf/loss_dataset/ file

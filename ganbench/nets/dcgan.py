@@ -95,6 +95,7 @@ class DCGANDiscriminator(nn.Module):
             apply_spectral_norm(self)
         # Built last, so that the unconditional layers draw the same random numbers as in an unconditional D.
         features = in_ch * base * base
+        self.num_classes = num_classes
         self.projection = None if num_classes is None else Projection(num_classes, features, spectral_norm)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -130,6 +130,7 @@ class ResNetDiscriminator(nn.Module):
         if spectral_norm:
             apply_spectral_norm(self)
         # Built last, so that the unconditional layers draw the same random numbers as in an unconditional D.
+        self.num_classes = num_classes
         self.projection = None if num_classes is None else Projection(num_classes, width, spectral_norm)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from hydra.utils import instantiate
+from PIL import Image
 from torch import Tensor, nn
 
 from ganbench.errors import UserError
@@ -30,10 +31,15 @@ from ganbench.evaluation import Evaluation
 from ganbench.metrics.feature_networks import (
     INCEPTION_WEIGHTS_FILE,
     PYTORCH_FID_WEIGHTS_FILE,
+    RESIZES,
     InceptionV3Features,
+    clean_resize,
+    extract_features,
     to_network_input,
 )
+from ganbench.metrics.inception import METRICS as ALL_METRICS
 from ganbench.metrics.inception import InceptionScorer
+from ganbench.metrics.prdc import density_coverage, precision_recall
 from ganbench.metrics.reference import reference_key
 from tests.helpers.image_files import write_mnist_like
 from tests.helpers.inception import RandomImages, TinyFeatures, write_random_inception_weights
@@ -112,6 +118,30 @@ def test_fid_matches_an_independent_float64_computation(tmp_path: Path) -> None:
     assert evaluate(scorer, fake, chunk=7) == result  # chunking and repeated evaluations do not change the scores
 
 
+def test_precision_recall_density_coverage_come_from_the_same_features(tmp_path: Path) -> None:
+    """From the one feature pass and the cached real features: equal to the metrics on the features by hand."""
+    datamodule, fake = RandomImages(), fake_images()
+    scorer = make_scorer(tmp_path, metrics=["fid", "ipr", "dc"])
+    scorer.setup(datamodule, CPU)
+    result = evaluate(scorer, fake)
+    network = TinyFeatures()
+    with torch.no_grad():
+        real = torch.stack([datamodule.eval_dataset("test")[i] for i in range(NUM_REAL)])
+        real_features, fake_features = (network(independent_uint8(x)).pool for x in (real, fake))
+    pr = precision_recall(real=real_features, fake=fake_features, k=3)
+    assert (result["ipr_precision"], result["ipr_recall"]) == pytest.approx((pr["precision"], pr["recall"]))
+    on_itself = evaluate(scorer, torch.stack([datamodule.eval_dataset("test")[i] for i in range(NUM_REAL)]))
+    assert on_itself["ipr_precision"] == on_itself["ipr_recall"] == on_itself["coverage"] == 1.0  # the real set itself
+    dc = density_coverage(real=real_features, fake=fake_features, k=5)
+    assert (result["density"], result["coverage"]) == pytest.approx((dc["density"], dc["coverage"]))
+    assert scorer.describe()["ipr"]["k"] == 3 and scorer.describe()["dc"]["k"] == 5
+    assert set(result) == {"fid", "ipr_precision", "ipr_recall", "density", "coverage"}
+    with pytest.raises(UserError, match=r"k = 3 needs at least k \+ 1 = 4.*eval.num_samples"):
+        evaluate(scorer, fake[:3])
+    fake[0, 0, 0, 0] = float("nan")
+    assert all(np.isnan(list(evaluate(scorer, fake).values())))
+
+
 def test_non_finite_samples_give_nan_scores(tmp_path: Path) -> None:
     scorer = make_scorer(tmp_path)
     scorer.setup(RandomImages(), CPU)
@@ -155,16 +185,49 @@ def test_cache_is_invalidated_when_the_protocol_changes(
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
-def test_antialias_is_part_of_the_cache_key_and_the_record(tmp_path: Path, inception_weights: Path) -> None:
+def test_the_resize_is_part_of_the_cache_key_and_the_record(tmp_path: Path, inception_weights: Path) -> None:
     datamodule = RandomImages()
     keys = set()
-    for antialias in (False, True):
-        scorer = make_scorer(tmp_path, weights_path=inception_weights, antialias=antialias)
+    for resize in RESIZES:
+        scorer = make_scorer(tmp_path, weights_path=inception_weights, resize=resize)
         keys.add(reference_key(scorer.reference_fields(datamodule)))
-    assert len(keys) == 2
-    assert scorer.network_id is not None and scorer.network_id["antialias"] is True
+        assert scorer.network_id is not None and scorer.network_id["resize"] == resize
+    assert len(keys) == len(RESIZES)
     assert scorer.network_id["weights_file"] == INCEPTION_WEIGHTS_FILE
     assert len(scorer.network_id["weights_sha256"]) == 64  # other weights, other key (tested with TinyFeatures)
+    with pytest.raises(UserError, match="resize=bicubic is not a resize: choose one of tf1_bilinear"):
+        make_scorer(tmp_path, weights_path=inception_weights, resize="bicubic")
+
+
+def test_the_three_resizes_give_three_sets_of_features(inception_weights: Path) -> None:
+    """clean-fid's point: the resize alone moves the features (and so FID) for the same 32-px images."""
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pools = {}
+    for resize in RESIZES:
+        network = InceptionV3Features(inception_weights, resize).eval()
+        pools[resize] = extract_features(network, images).pool
+    for first, second in [
+        ("tf1_bilinear", "antialiased_bilinear"),
+        ("tf1_bilinear", "clean"),
+        ("clean", "antialiased_bilinear"),
+    ]:
+        gap = (pools[first] - pools[second]).norm() / pools[first].norm()
+        assert gap > 1e-3, (first, second)
+
+
+def test_the_clean_resize_is_pil_bicubic_and_the_network_then_leaves_the_image_as_it_is() -> None:
+    flat = torch.full((1, 3, 32, 32), 77, dtype=torch.uint8)
+    assert torch.equal(clean_resize(flat, 299), torch.full((1, 3, 299, 299), 77, dtype=torch.uint8))
+    image = (torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 255).round().to(torch.uint8)
+    resized = clean_resize(image, 299)
+    by_hand = Image.fromarray(image[0, 1].numpy().astype(np.float32), mode="F").resize(
+        (299, 299), Image.Resampling.BICUBIC
+    )
+    assert torch.equal(resized[0, 1], torch.from_numpy(np.asarray(by_hand).clip(0, 255)).round().to(torch.uint8))
+    same = fidelity_inception.interpolate_bilinear_2d_like_tensorflow1x(
+        resized.float(), size=(299, 299), align_corners=False
+    )
+    assert torch.equal(same, resized.float())  # the network's own resize is the identity at 299 px
 
 
 def _corrupt(path: Path, how: str) -> None:
@@ -222,7 +285,7 @@ def test_inception_path_runs_offline_from_a_local_weights_file(tmp_path: Path, i
         (expected,) = torch_fidelity(independent_uint8(real))
     cached = torch.load(scorer.reference_path, weights_only=True)
     torch.testing.assert_close(cached["real_features"], expected, rtol=1e-4, atol=1e-4)
-    assert scorer.describe()["feature_network"]["resize"] == "bilinear, TF1-compatible"
+    assert scorer.describe()["feature_network"]["resize"] == "tf1_bilinear"  # torch-fidelity's own resize, as above
 
 
 @pytest.mark.parametrize("how", ["missing", "garbage"])
@@ -271,7 +334,7 @@ def test_config_composes_and_keeps_weights_out_of_checkpoints(make_config, tmp_p
     assert isinstance(scorer, InceptionScorer) and isinstance(scorer.network, TinyFeatures)
     assert scorer.cache.cache_dir == tmp_path / "reference_stats"
     assert (evaluation.primary, evaluation.higher_is_better, evaluation.num_samples) == ("fid", False, 10000)
-    assert scorer.split == "test" and scorer.num_real == 10000 and scorer.antialias is False
+    assert scorer.split == "test" and scorer.num_real == 10000 and scorer.resize == "tf1_bilinear"
     # The scorer lives in the callback, whose checkpoint state holds no tensors; it is no nn.Module that a
     # LightningModule could adopt as a submodule.
     assert not _holds_tensors(evaluation.state_dict()) and not isinstance(scorer, nn.Module)
@@ -335,7 +398,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: Path, fake: Tens
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
     )
     try:
-        scorer = make_scorer(out_dir / "cache")
+        scorer = make_scorer(out_dir / "cache", metrics=ALL_METRICS)
         scorer.setup(RandomImages(), CPU, rank, world_size)
         mine = fake[rank::world_size]
         rounds = [evaluate(scorer, mine, chunk=4 if rank == 0 else 8) for _ in range(2)]
@@ -358,7 +421,7 @@ def _spawn(world_size: int, out_dir: Path, fake: Tensor, timeout: float = 180) -
 @pytest.mark.slow
 def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
     fake = fake_images(30)
-    single = make_scorer(tmp_path / "single")
+    single = make_scorer(tmp_path / "single", metrics=ALL_METRICS)
     single.setup(RandomImages(), CPU)
     expected = evaluate(single, fake)
 
@@ -366,6 +429,8 @@ def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
     for rounds in ranks:
         for result in rounds:
             assert result["fid"] == pytest.approx(expected["fid"], rel=1e-6)  # real statistics counted once
+            for nearest_neighbour in ("ipr_precision", "ipr_recall", "density", "coverage"):  # all ranks' samples
+                assert result[nearest_neighbour] == pytest.approx(expected[nearest_neighbour])
             assert all(np.isfinite(list(result.values())))
     assert ranks[0] == ranks[1]  # every rank computes the same synced scores (KID/IS: same seeded subsets)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # built by rank 0 only

@@ -1,4 +1,5 @@
-"""The image protocol's scorer: FID, Inception Score and KID from one shared feature network (docs/evaluation.md).
+"""The image protocol's scorer: FID, Inception Score, KID, improved precision / recall and density / coverage from
+one shared feature network (docs/evaluation.md).
 
 Each image goes through the network (:mod:`ganbench.metrics.feature_networks`) once; the torchmetrics metrics
 receive the features, not the images (their own ``feature`` network is a pass-through), so the Inception weights
@@ -29,6 +30,7 @@ from torchmetrics.aggregation import SumMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from ganbench.data.images import ImageDataModule
 from ganbench.errors import UserError
@@ -36,12 +38,21 @@ from ganbench.metrics.feature_networks import (
     IMAGE_TO_NETWORK,
     OVERRIDE,
     InceptionV3Features,
+    Resize,
+    check_resize,
     extract_features,
     network_identity,
 )
+from ganbench.metrics.prdc import density_coverage, precision_recall
 from ganbench.metrics.reference import ReferenceCache, ReferenceStats, reference_key
 
-OUTPUTS = {"fid": ("fid",), "is": ("is", "is_std"), "kid": ("kid", "kid_std")}  # metric → its result keys
+OUTPUTS = {  # metric → its result keys
+    "fid": ("fid",),
+    "is": ("is", "is_std"),
+    "kid": ("kid", "kid_std"),
+    "ipr": ("ipr_precision", "ipr_recall"),  # improved precision and recall (ganbench.metrics.prdc)
+    "dc": ("density", "coverage"),
+}
 METRICS = tuple(OUTPUTS)
 
 
@@ -120,6 +131,13 @@ def take(chunks: list[Tensor], width: int, device: torch.device) -> Tensor:
     return taken
 
 
+def on_every_rank(features: Tensor) -> Tensor:
+    """Every rank's features concatenated, on every rank (uneven sizes allowed); the tensor itself in one process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return features
+    return torch.cat(gather_all_tensors(features))
+
+
 def scores(name: str, metric: Metric, kid_subset_size: int) -> dict[str, float]:
     """A computed metric's result keys (OUTPUTS): the value, and the standard deviation for IS and KID."""
     if name == "fid":
@@ -138,7 +156,7 @@ class InceptionScorer:
 
     ``feature_network`` (a Hydra node with ``_target_``) replaces the default Inception; it takes uint8 images
     (N, 3, H, W), returns ``Features`` (:mod:`ganbench.metrics.feature_networks`) and has ``num_features`` (and
-    ``num_logits`` for IS). ``weights_path`` and ``antialias`` configure the default Inception only, which is loaded
+    ``num_logits`` for IS). ``weights_path`` and ``resize`` configure the default Inception only, which is loaded
     in ``setup`` (so that configs instantiate without the weights, and DDP-spawn does not pickle them). KID's subsets
     and IS's splits are drawn with ``seed``, so two evaluations of the same samples agree.
     """
@@ -151,11 +169,13 @@ class InceptionScorer:
         real_batch_size: int = 100,
         cache_dir: str | Path = "data/reference_stats",
         weights_path: str | Path | None = None,
-        antialias: bool = False,
+        resize: Resize = "tf1_bilinear",
         feature_network: nn.Module | None = None,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         is_splits: int = 10,
+        ipr_k: int = 3,
+        dc_k: int = 5,
         seed: int = 0,
     ) -> None:
         self.metrics = tuple(metrics)
@@ -164,12 +184,15 @@ class InceptionScorer:
         self.real_batch_size = real_batch_size
         self.cache = ReferenceCache(cache_dir)
         self.weights_path = weights_path
-        self.antialias = antialias
+        self.resize = resize
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
         self.is_splits = is_splits
+        self.ipr_k = ipr_k
+        self.dc_k = dc_k
         self.seed = seed
         check_settings(self.metrics, num_real, kid_subset_size, feature_network is not None, weights_path)
+        check_resize(resize)
         self.network: nn.Module | None = feature_network
         self.network_id: dict[str, Any] | None = None
         self._metrics: dict[str, Metric] = {}
@@ -177,6 +200,7 @@ class InceptionScorer:
         self._pools: list[Tensor] = []
         self._logits: list[Tensor] = []
         self._nonfinite_count = 0
+        self._real_features = torch.empty(0)  # rank 0's copy of the cached real features, for precision and density
         self.device: torch.device | None = None
         # Set by setup: which real statistics this run uses, where they are cached, whether rank 0 found them there.
         self.reference_id: str | None = None
@@ -188,7 +212,7 @@ class InceptionScorer:
     def _load_network(self) -> nn.Module:
         """The feature network (the default Inception is loaded on first use), checked against the metrics."""
         if self.network is None:
-            self.network = InceptionV3Features(self.weights_path, self.antialias)
+            self.network = InceptionV3Features(self.weights_path, self.resize)
         if self.network_id is None:
             self.network.eval()
             self.network_id = network_identity(self.network)
@@ -212,7 +236,7 @@ class InceptionScorer:
     def describe(self) -> dict[str, Any]:
         """The protocol as run, for the run record; complete after ``setup`` (before it, the feature network is
         given by its settings). The generated sample count and latent seed are the Evaluation's."""
-        requested = {"weights_path": str(self.weights_path) if self.weights_path else None, "antialias": self.antialias}
+        requested = {"weights_path": str(self.weights_path) if self.weights_path else None, "resize": self.resize}
         described: dict[str, Any] = {
             "metrics": list(self.metrics),
             "real_split": self.split,
@@ -225,6 +249,10 @@ class InceptionScorer:
             described["kid"] = {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size, "degree": 3}
         if "is" in self.metrics:
             described["is"] = {"splits": self.is_splits}
+        if "ipr" in self.metrics:
+            described["ipr"] = {"k": self.ipr_k, "real": "the cached real features", "membership": "<="}
+        if "dc" in self.metrics:
+            described["dc"] = {"k": self.dc_k, "real": "the cached real features", "membership": "<="}
         if self.reference_id is not None:
             described["reference"] = {"reference_id": self.reference_id, "key": self.reference_key}
         return described
@@ -245,6 +273,8 @@ class InceptionScorer:
         else:  # see the module docstring
             stats = ReferenceStats.from_features(torch.empty(0, network.num_features))
         set_real_states(self._metrics, stats, self.device)
+        if {"ipr", "dc"} & set(self.metrics):
+            self._real_features = stats.real_features.to(self.device, torch.float64)
 
     def _build_reference(self, datamodule: ImageDataModule) -> ReferenceStats:
         """Features of the first ``num_real`` images of the split, in order, so every machine gets the same set."""
@@ -288,8 +318,8 @@ class InceptionScorer:
         logits = take(self._logits, getattr(self.network, "num_logits", 0), self.device)
         self._nonfinite.update(torch.tensor(float(self._nonfinite_count), device=self.device))
         if self._nonfinite.compute().item() > 0:
-            return {output: float("nan") for name in self._metrics for output in OUTPUTS[name]}
-        results: dict[str, float] = {}
+            return {output: float("nan") for name in self.metrics for output in OUTPUTS[name]}
+        results = self._nearest_neighbour_scores(pools)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # KID's subsets and IS's splits: the same on every rank and evaluation
             for name, metric in self._metrics.items():
@@ -298,4 +328,24 @@ class InceptionScorer:
                 else:
                     metric.update(pools, real=False)
                 results |= scores(name, metric, self.kid_subset_size)
+        return results
+
+    def _nearest_neighbour_scores(self, pools: Tensor) -> dict[str, float]:
+        """Precision / recall and density / coverage of all ranks' samples against the cached real features (rank
+        0's, gathered to every rank so that every rank returns the same numbers)."""
+        if not {"ipr", "dc"} & set(self.metrics):
+            return {}
+        real, fake = on_every_rank(self._real_features), on_every_rank(pools)
+        results: dict[str, float] = {}
+        try:
+            if "ipr" in self.metrics:
+                pr = precision_recall(real=real, fake=fake, k=self.ipr_k)
+                results |= {"ipr_precision": pr["precision"], "ipr_recall": pr["recall"]}
+            if "dc" in self.metrics:
+                results |= density_coverage(real=real, fake=fake, k=self.dc_k)
+        except ValueError as error:  # fewer samples than a k-NN ball needs
+            raise UserError(
+                f"{error} ({OVERRIDE}.ipr_k={self.ipr_k}, {OVERRIDE}.dc_k={self.dc_k}, eval.num_samples, "
+                f"{OVERRIDE}.num_real)"
+            ) from error
         return results

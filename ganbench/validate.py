@@ -230,8 +230,15 @@ def _machine_checks(values: Mapping[str, Any]) -> Iterator[ConfigError]:
 
 
 def _conditional_checks(cfg: DictConfig) -> Iterator[ConfigError]:
-    """A conditional run needs labels from the dataset and networks that read them (docs/conditional.md)."""
+    """A conditional run needs labels from the dataset and networks that read them (docs/conditional.md); a
+    per-class metric needs a conditional run."""
     if not cfg.get("conditional"):
+        for name, scorer in (cfg.get("eval", {}).get("scorers") or {}).items():
+            if "intra_fid" in (scorer.get("metrics") or []):
+                yield ConfigError(
+                    f"eval.scorers.{name}.metrics has intra_fid, the FID per class of a class-conditional G: set "
+                    "conditional=true, or drop intra_fid"
+                )
         return
     dataset = cfg.get("dataset", {})
     if dataset.get("num_classes") is None:

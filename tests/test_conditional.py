@@ -115,6 +115,10 @@ def test_conditional_runs_are_refused_without_labels_or_conditional_networks(mak
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             validate(make_config("conditional=true", *overrides))
     validate(make_config("conditional=true"))  # ring, MLP: accepted
+    per_class = "eval.scorers.inception.metrics=[fid,intra_fid]"
+    with pytest.raises(ConfigError, match="has intra_fid, the FID per class of a class-conditional G: set conditional"):
+        validate(make_config("dataset=mnist", per_class))
+    validate(make_config("dataset=mnist", per_class, "conditional=true"))
 
 
 @pytest.mark.parametrize("dataset", ["ring", "grid"])

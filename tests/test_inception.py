@@ -1,7 +1,7 @@
-"""The image protocol (docs/evaluation.md): FID/IS/KID from one feature network, the real-statistics cache, offline
-Inception weights and DDP. Most tests use a tiny feature network; the real Inception code path runs on a few
-images with random weights (the 2048-d FID eigen-decomposition alone takes 15–70 s on 2 busy CPU cores, so the FID
-arithmetic is checked on the tiny network's features)."""
+"""The image protocol (docs/evaluation.md): FID/IS/KID (and the opt-in metrics, intra-FID included) from one feature
+network, the real-statistics cache, offline Inception weights and DDP. Most tests use a tiny feature network; the real
+Inception code path runs on a few images with random weights (the 2048-d FID eigen-decomposition alone takes 15–70 s
+on 2 busy CPU cores, so the FID arithmetic is checked on the tiny network's features)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from ganbench.metrics.feature_networks import (
     to_network_input,
 )
 from ganbench.metrics.inception import METRICS as ALL_METRICS
-from ganbench.metrics.inception import InceptionScorer
+from ganbench.metrics.inception import InceptionScorer, frechet_distance
 from ganbench.metrics.prdc import density_coverage, precision_recall
 from ganbench.metrics.reference import reference_key
 from tests.helpers.image_files import write_mnist_like
@@ -46,6 +46,7 @@ from tests.helpers.inception import RandomImages, TinyFeatures, write_random_inc
 
 CPU = torch.device("cpu")
 NUM_REAL = 32
+NUM_CLASSES = 2  # of the labelled RandomImages: 16 real images per class
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +74,17 @@ def fake_images(count: int = 24, seed: int = 1) -> Tensor:
     return torch.rand(count, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 1.6 - 0.4
 
 
-def evaluate(scorer: InceptionScorer, fake: Tensor, chunk: int = 10) -> dict[str, float]:
+def balanced_labels(count: int) -> Tensor:
+    """The classes the evaluation asks a conditional G for: 0, 1, …, K − 1, 0, …"""
+    return torch.arange(count) % NUM_CLASSES
+
+
+def evaluate(scorer: InceptionScorer, fake: Tensor, chunk: int = 10, labels: Tensor | None = None) -> dict[str, float]:
+    """One evaluation in chunks, as the Evaluation callback runs it; ``labels``: a conditional G's classes."""
     scorer.reset()
-    for part in fake.split(chunk):
-        scorer.update(part)
+    for start in range(0, len(fake), chunk):
+        part = slice(start, start + chunk)
+        scorer.update(fake[part], None if labels is None else labels[part])
     return scorer.compute(nn.Identity())
 
 
@@ -140,6 +148,82 @@ def test_precision_recall_density_coverage_come_from_the_same_features(tmp_path:
         evaluate(scorer, fake[:3])
     fake[0, 0, 0, 0] = float("nan")
     assert all(np.isnan(list(evaluate(scorer, fake).values())))
+
+
+def test_frechet_distance_matches_an_independent_float64_computation() -> None:
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(60, 6, generator=generator, dtype=torch.float64)
+    fake = torch.randn(40, 6, generator=generator, dtype=torch.float64) * 1.5 + 0.3
+    assert frechet_distance(real, fake) == pytest.approx(independent_fid(real.numpy(), fake.numpy()), rel=1e-9)
+    assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-9)
+
+
+def _real_features_by_hand(datamodule: RandomImages) -> tuple[Tensor, Tensor]:
+    """The tiny network's features of the first NUM_REAL labelled test images, and their classes."""
+    dataset = datamodule.labelled_dataset("test")
+    images, labels = (torch.stack(column) for column in zip(*(dataset[i] for i in range(NUM_REAL)), strict=True))
+    with torch.no_grad():
+        return TinyFeatures()(independent_uint8(images)).pool.double(), labels
+
+
+def test_intra_fid_is_the_mean_of_the_fids_within_each_class(tmp_path: Path) -> None:
+    datamodule, fake, labels = RandomImages(num_classes=NUM_CLASSES), fake_images(), balanced_labels(24)
+    scorer = make_scorer(tmp_path, metrics=["fid", "intra_fid"])
+    scorer.setup(datamodule, CPU)
+    result = evaluate(scorer, fake, labels=labels)
+
+    real_features, real_labels = _real_features_by_hand(datamodule)
+    with torch.no_grad():
+        fake_features = TinyFeatures()(independent_uint8(fake)).pool.double()
+    expected = [
+        independent_fid(real_features[real_labels == k].numpy(), fake_features[labels == k].numpy())
+        for k in range(NUM_CLASSES)
+    ]
+    assert set(result) == {"fid", "intra_fid", "intra_fid/0", "intra_fid/1"}
+    assert [result[f"intra_fid/{k}"] for k in range(NUM_CLASSES)] == pytest.approx(expected, rel=1e-6)
+    assert result["intra_fid"] == pytest.approx(np.mean(expected), rel=1e-6)
+    assert result["fid"] == pytest.approx(independent_fid(real_features.numpy(), fake_features.numpy()), rel=1e-4)
+    assert evaluate(scorer, fake, chunk=7, labels=labels) == result  # chunking does not change the scores
+    assert scorer.describe()["intra_fid"]["num_classes"] == NUM_CLASSES
+    fake[0, 0, 0, 0] = float("nan")
+    nan = evaluate(scorer, fake, labels=labels)
+    assert set(nan) == set(result) and all(np.isnan(list(nan.values())))
+
+
+def test_the_cache_stores_the_classes_and_a_hit_gives_the_same_intra_fid(tmp_path: Path) -> None:
+    datamodule, fake, labels = RandomImages(num_classes=NUM_CLASSES), fake_images(), balanced_labels(24)
+    make_scorer(tmp_path).setup(RandomImages(), CPU)  # the same images without labels: that file has no classes
+    first = make_scorer(tmp_path, metrics=["intra_fid"])
+    first.setup(datamodule, CPU)
+    assert first.cache_hit is False and first.real_feature_passes > 0  # rebuilt, now with the classes
+    assert torch.equal(torch.load(first.reference_path, weights_only=True)["real_labels"], balanced_labels(NUM_REAL))
+
+    second = make_scorer(tmp_path, metrics=["intra_fid"])
+    second.setup(datamodule, CPU)
+    assert second.cache_hit is True and second.real_feature_passes == 0
+    assert evaluate(second, fake, labels=labels) == evaluate(first, fake, labels=labels)
+
+
+def test_intra_fid_without_labels_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="random has no class labels: drop intra_fid"):
+        make_scorer(tmp_path, metrics=["intra_fid"]).setup(RandomImages(), CPU)
+    scorer = make_scorer(tmp_path, metrics=["fid", "intra_fid"])
+    scorer.setup(RandomImages(num_classes=NUM_CLASSES), CPU)
+    with pytest.raises(UserError, match="needs a class-conditional generator: set conditional=true"):
+        evaluate(scorer, fake_images())  # an unconditional G's labels are None
+
+
+def test_a_class_with_fewer_than_two_samples_is_a_user_error(tmp_path: Path) -> None:
+    scorer = make_scorer(tmp_path, metrics=["intra_fid"])
+    scorer.setup(RandomImages(num_classes=NUM_CLASSES), CPU)
+    labels = torch.zeros(24, dtype=torch.int64)
+    labels[5] = 1
+    with pytest.raises(UserError, match=r"class 1 has 16 real and 1 generated samples.*raise eval.num_samples"):
+        evaluate(scorer, fake_images(), labels=labels)
+    scorer = make_scorer(tmp_path / "20 classes", metrics=["intra_fid"])  # the same reference id, other classes
+    scorer.setup(RandomImages(num_classes=20), CPU)  # 32 real images: classes 12 to 19 have one each
+    with pytest.raises(UserError, match=r"class 12 has 1 real and 2 generated samples.*num_real \(real\)"):
+        evaluate(scorer, fake_images(40), labels=torch.arange(40) % 20)
 
 
 def test_non_finite_samples_give_nan_scores(tmp_path: Path) -> None:
@@ -239,12 +323,15 @@ def _corrupt(path: Path, how: str) -> None:
         stored = torch.load(path, weights_only=True)
         if how == "wrong shape":
             stored["real_features"] = stored["real_features"][:, :3]
+        elif how == "older format":  # version 1 had no real_labels
+            stored["format"] = 1
+            del stored["real_labels"]
         else:
             stored["fields"]["num_real"] += 1  # another protocol's statistics under this name
         torch.save(stored, path)
 
 
-@pytest.mark.parametrize("how", ["garbage", "truncated", "wrong shape", "other fields"])
+@pytest.mark.parametrize("how", ["garbage", "truncated", "wrong shape", "older format", "other fields"])
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
     datamodule, fake = RandomImages(), fake_images()
     first = make_scorer(tmp_path)
@@ -391,24 +478,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, out_dir: Path, fake: Tensor) -> None:
-    """One rank: cold cache (rank 0 builds it), uneven chunk counts per rank, two evaluations."""
+def _ddp_worker(rank: int, world_size: int, port: int, out_dir: Path, fake: Tensor, labels: Tensor) -> None:
+    """One rank: cold cache (rank 0 builds it), uneven chunk counts per rank, two evaluations; every metric (a
+    conditional G's samples, so that intra_fid runs too)."""
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
     )
     try:
         scorer = make_scorer(out_dir / "cache", metrics=ALL_METRICS)
-        scorer.setup(RandomImages(), CPU, rank, world_size)
-        mine = fake[rank::world_size]
-        rounds = [evaluate(scorer, mine, chunk=4 if rank == 0 else 8) for _ in range(2)]
+        scorer.setup(RandomImages(num_classes=NUM_CLASSES), CPU, rank, world_size)
+        mine, my_labels = fake[rank::world_size], labels[rank::world_size]  # as Evaluation.rank_latents splits them
+        rounds = [evaluate(scorer, mine, chunk=4 if rank == 0 else 8, labels=my_labels) for _ in range(2)]
         (out_dir / f"rank{rank}.json").write_text(json.dumps(rounds))
     finally:
         dist.destroy_process_group()
 
 
-def _spawn(world_size: int, out_dir: Path, fake: Tensor, timeout: float = 180) -> list[list[dict[str, float]]]:
-    context = mp.spawn(_ddp_worker, args=(world_size, _free_port(), out_dir, fake), nprocs=world_size, join=False)
+def _spawn(
+    world_size: int, out_dir: Path, fake: Tensor, labels: Tensor, timeout: float = 180
+) -> list[list[dict[str, float]]]:
+    arguments = (world_size, _free_port(), out_dir, fake, labels)
+    context = mp.spawn(_ddp_worker, args=arguments, nprocs=world_size, join=False)
     deadline = time.monotonic() + timeout
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -420,17 +511,19 @@ def _spawn(world_size: int, out_dir: Path, fake: Tensor, timeout: float = 180) -
 
 @pytest.mark.slow
 def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
-    fake = fake_images(30)
+    fake, labels = fake_images(30), balanced_labels(30)
     single = make_scorer(tmp_path / "single", metrics=ALL_METRICS)
-    single.setup(RandomImages(), CPU)
-    expected = evaluate(single, fake)
+    single.setup(RandomImages(num_classes=NUM_CLASSES), CPU)
+    expected = evaluate(single, fake, labels=labels)
 
-    ranks = _spawn(2, tmp_path, fake)
+    ranks = _spawn(2, tmp_path, fake, labels)  # with 2 classes, rank 0 generates class 0 only and rank 1 class 1
     for rounds in ranks:
         for result in rounds:
             assert result["fid"] == pytest.approx(expected["fid"], rel=1e-6)  # real statistics counted once
             for nearest_neighbour in ("ipr_precision", "ipr_recall", "density", "coverage"):  # all ranks' samples
                 assert result[nearest_neighbour] == pytest.approx(expected[nearest_neighbour])
+            for intra in ("intra_fid", "intra_fid/0", "intra_fid/1"):  # rank 0's real classes, all ranks' samples
+                assert result[intra] == pytest.approx(expected[intra], rel=1e-6)
             assert all(np.isfinite(list(result.values())))
     assert ranks[0] == ranks[1]  # every rank computes the same synced scores (KID/IS: same seeded subsets)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # built by rank 0 only

@@ -1,5 +1,5 @@
-"""The image protocol's scorer: FID, Inception Score, KID, improved precision / recall and density / coverage from
-one shared feature network (docs/evaluation.md).
+"""The image protocol's scorer: FID, Inception Score, KID, improved precision / recall, density / coverage and the
+intra-class FID from one shared feature network (docs/evaluation.md).
 
 Each image goes through the network (:mod:`ganbench.metrics.feature_networks`) once; the torchmetrics metrics
 receive the features, not the images (their own ``feature`` network is a pass-through), so the Inception weights
@@ -11,7 +11,9 @@ DDP: every rank runs every method. The real statistics sit on rank 0 only (zeros
 elsewhere): torchmetrics sums FID's states and concatenates KID's features across ranks at compute, so loading the
 full statistics on every rank would count them once per rank. Generated features are handed to the metrics in one
 update per rank and evaluation, because torchmetrics gathers list states element by element and ranks with
-different numbers of chunks would otherwise deadlock.
+different numbers of chunks would otherwise deadlock. The metrics computed here rather than by torchmetrics
+(precision / recall, density / coverage, intra-FID) gather rank 0's real features and every rank's generated ones to
+every rank, so that every rank returns the same numbers.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ OUTPUTS = {  # metric → its result keys
     "kid": ("kid", "kid_std"),
     "ipr": ("ipr_precision", "ipr_recall"),  # improved precision and recall (ganbench.metrics.prdc)
     "dc": ("density", "coverage"),
+    "intra_fid": ("intra_fid",),  # the mean over the classes; intra_fid/<k> per class (intra_fid below)
 }
 METRICS = tuple(OUTPUTS)
+DEFAULT_METRICS = ("fid", "is", "kid")  # conf/eval/inception.yaml's; the others are opt-in
+REAL_FEATURE_METRICS = {"ipr", "dc", "intra_fid"}  # those that need the real features themselves, not FID's sums
 
 
 class _Precomputed(nn.Module):
@@ -124,9 +129,10 @@ def set_real_states(metrics: dict[str, Metric], stats: ReferenceStats, device: t
         metrics["kid"].real_features = [stats.real_features.to(device, torch.float64)]
 
 
-def take(chunks: list[Tensor], width: int, device: torch.device) -> Tensor:
-    """This rank's features as one tensor (empty if the rank got no samples); the chunks are released."""
-    taken = torch.cat(chunks) if chunks else torch.empty(0, width, dtype=torch.float64, device=device)
+def take(chunks: list[Tensor], *shape: int, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+    """This rank's chunks as one tensor (empty, of ``shape`` per sample, if the rank got no samples); the chunks are
+    released."""
+    taken = torch.cat(chunks) if chunks else torch.empty(0, *shape, dtype=dtype, device=device)
     chunks.clear()
     return taken
 
@@ -136,6 +142,41 @@ def on_every_rank(features: Tensor) -> Tensor:
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return features
     return torch.cat(gather_all_tensors(features))
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """FID between two feature sets (N, D), in float64: ‖μr − μf‖² + tr Σr + tr Σf − 2 tr (Σr Σf)^½, with the unbiased
+    (N − 1) covariances of torchmetrics and pytorch-fid.
+
+    tr (Σr Σf)^½ is the sum of the singular values of Ar Afᵀ / √((Nr − 1)(Nf − 1)), A being the centred features:
+    Σr Σf's nonzero eigenvalues are that matrix's squared singular values. It is exact, and for a class with fewer
+    samples than feature dimensions (1,000 < 2,048) about ten times faster than the eigenvalues of the D × D product.
+    """
+    real, fake = real.double(), fake.double()
+    centred_real, centred_fake = real - real.mean(dim=0), fake - fake.mean(dim=0)
+    scale = ((len(real) - 1) * (len(fake) - 1)) ** 0.5
+    root_trace = torch.linalg.svdvals(centred_real @ centred_fake.t() / scale).sum()
+    traces = centred_real.square().sum() / (len(real) - 1) + centred_fake.square().sum() / (len(fake) - 1)
+    mean_gap = (real.mean(dim=0) - fake.mean(dim=0)).square().sum()
+    return (mean_gap + traces - 2 * root_trace).item()
+
+
+def intra_fid(
+    real: Tensor, real_labels: Tensor, fake: Tensor, fake_labels: Tensor, num_classes: int
+) -> dict[str, float]:
+    """The intra-class FID (Miyato & Koyama 2018): ``intra_fid/<k>`` is the FID between the real features of class k
+    and the features of the samples generated for class k, ``intra_fid`` its mean over the classes."""
+    real_counts = torch.bincount(real_labels, minlength=num_classes).tolist()
+    fake_counts = torch.bincount(fake_labels, minlength=num_classes).tolist()
+    for k in range(num_classes):
+        if real_counts[k] < 2 or fake_counts[k] < 2:
+            raise UserError(
+                f"intra_fid: class {k} has {real_counts[k]} real and {fake_counts[k]} generated samples, and a "
+                f"class's FID needs at least 2 of each: raise eval.num_samples (generated) or {OVERRIDE}.num_real "
+                "(real)"
+            )
+    per_class = [frechet_distance(real[real_labels == k], fake[fake_labels == k]) for k in range(num_classes)]
+    return {"intra_fid": sum(per_class) / num_classes} | {f"intra_fid/{k}": fid for k, fid in enumerate(per_class)}
 
 
 def scores(name: str, metric: Metric, kid_subset_size: int) -> dict[str, float]:
@@ -152,7 +193,8 @@ def scores(name: str, metric: Metric, kid_subset_size: int) -> dict[str, float]:
 
 
 class InceptionScorer:
-    """FID / IS / KID of the generated samples against the first ``num_real`` images of ``split``.
+    """FID / IS / KID (and the opt-in metrics of OUTPUTS) of the generated samples against the first ``num_real``
+    images of ``split``; ``intra_fid`` compares each class's samples with that class's real images.
 
     ``feature_network`` (a Hydra node with ``_target_``) replaces the default Inception; it takes uint8 images
     (N, 3, H, W), returns ``Features`` (:mod:`ganbench.metrics.feature_networks`) and has ``num_features`` (and
@@ -163,7 +205,7 @@ class InceptionScorer:
 
     def __init__(
         self,
-        metrics: Sequence[str] = METRICS,
+        metrics: Sequence[str] = DEFAULT_METRICS,
         split: str = "test",
         num_real: int = 10000,
         real_batch_size: int = 100,
@@ -199,8 +241,12 @@ class InceptionScorer:
         self._nonfinite = SumMetric(nan_strategy="disable")
         self._pools: list[Tensor] = []
         self._logits: list[Tensor] = []
+        self._labels: list[Tensor] = []  # the classes of this rank's samples, for intra_fid
         self._nonfinite_count = 0
-        self._real_features = torch.empty(0)  # rank 0's copy of the cached real features, for precision and density
+        # Rank 0's copy of the cached real features and their classes, kept only for REAL_FEATURE_METRICS.
+        self._real_features = torch.empty(0)
+        self._real_labels = torch.empty(0, dtype=torch.int64)
+        self.num_classes: int | None = None  # the datamodule's, set by setup
         self.device: torch.device | None = None
         # Set by setup: which real statistics this run uses, where they are cached, whether rank 0 found them there.
         self.reference_id: str | None = None
@@ -253,12 +299,25 @@ class InceptionScorer:
             described["ipr"] = {"k": self.ipr_k, "real": "the cached real features", "membership": "<="}
         if "dc" in self.metrics:
             described["dc"] = {"k": self.dc_k, "real": "the cached real features", "membership": "<="}
+        if "intra_fid" in self.metrics:
+            described["intra_fid"] = {
+                "num_classes": self.num_classes,
+                "real": "the cached real features of each class",
+                "covariance": "unbiased (n - 1)",
+                "mean": "over the classes",
+            }
         if self.reference_id is not None:
             described["reference"] = {"reference_id": self.reference_id, "key": self.reference_key}
         return described
 
     def setup(self, datamodule: ImageDataModule, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
         """Load the network and, on rank 0 only, the real statistics (cached, or built and cached)."""
+        if "intra_fid" in self.metrics and datamodule.num_classes is None:
+            raise UserError(
+                f"{OVERRIDE}.metrics has intra_fid, the FID within each class, and {datamodule.name} has no class "
+                "labels: drop intra_fid or evaluate a conditional run on a labelled dataset (docs/conditional.md)"
+            )
+        self.num_classes = datamodule.num_classes
         self.device = torch.device(device)
         network = self._load_network().to(self.device)
         for metric in (*self._metrics.values(), self._nonfinite):
@@ -269,17 +328,24 @@ class InceptionScorer:
         if rank == 0:
             self.cache_hit = True  # until the cache has to build them
             build = partial(self._build_reference, datamodule)
-            stats = self.cache.load_or_build(self.reference_path, fields, build, self.num_real, network.num_features)
+            labelled = self.num_classes is not None
+            stats = self.cache.load_or_build(
+                self.reference_path, fields, build, self.num_real, network.num_features, labelled
+            )
         else:  # see the module docstring
             stats = ReferenceStats.from_features(torch.empty(0, network.num_features))
         set_real_states(self._metrics, stats, self.device)
-        if {"ipr", "dc"} & set(self.metrics):
+        if REAL_FEATURE_METRICS & set(self.metrics):
             self._real_features = stats.real_features.to(self.device, torch.float64)
+        if "intra_fid" in self.metrics:
+            self._real_labels = stats.real_labels.to(self.device)
 
     def _build_reference(self, datamodule: ImageDataModule) -> ReferenceStats:
-        """Features of the first ``num_real`` images of the split, in order, so every machine gets the same set."""
+        """Features (and, for a labelled dataset, classes) of the first ``num_real`` images of the split, in order, so
+        every machine gets the same set. The classes are stored whatever the metrics: the file serves every run."""
         self.cache_hit = False
-        dataset = datamodule.eval_dataset(self.split)
+        labelled = self.num_classes is not None
+        dataset = datamodule.labelled_dataset(self.split) if labelled else datamodule.eval_dataset(self.split)
         available = len(dataset)  # type: ignore[arg-type]
         if available < self.num_real:
             raise UserError(
@@ -288,21 +354,30 @@ class InceptionScorer:
             )
         subset = Subset(dataset, range(self.num_real))
         loader = DataLoader(subset, batch_size=self.real_batch_size, num_workers=datamodule.num_workers)
-        pools = []
-        for images in loader:
+        pools, labels = [], []
+        for batch in loader:
+            images, classes = batch if labelled else (batch, torch.empty(0, dtype=torch.int64))
             pools.append(extract_features(self.network, images.to(self.device)).pool.cpu())
+            labels.append(classes)
             self.real_feature_passes += 1
-        return ReferenceStats.from_features(torch.cat(pools))
+        return ReferenceStats.from_features(torch.cat(pools), torch.cat(labels))
 
     def reset(self) -> None:
         for metric in (*self._metrics.values(), self._nonfinite):
             metric.reset()  # FID and KID keep their real states (reset_real_features=False)
-        self._pools, self._logits, self._nonfinite_count = [], [], 0
+        self._pools, self._logits, self._labels, self._nonfinite_count = [], [], [], 0
 
     def update(self, fake: Tensor, labels: Tensor | None = None) -> None:
-        """One chunk of samples; the classes they were generated for (``labels``) play no part here."""
+        """One chunk of samples, with the classes they were generated for (``labels``, used by intra_fid only)."""
         if self.device is None:
             raise RuntimeError("InceptionScorer.setup(datamodule, device) must run before update()")
+        if "intra_fid" in self.metrics:
+            if labels is None:  # refused at the first chunk, before any feature pass
+                raise UserError(
+                    f"{OVERRIDE}.metrics has intra_fid, the FID within each class, which needs a class-conditional "
+                    "generator: set conditional=true or drop intra_fid"
+                )
+            self._labels.append(labels.to(self.device, torch.int64))
         fake = fake.to(self.device)
         self._nonfinite_count += int((~fake.isfinite()).flatten(1).any(dim=1).sum())
         features = extract_features(self.network, fake)
@@ -314,12 +389,22 @@ class InceptionScorer:
         """Synced over ranks; NaN for every metric when any rank saw a non-finite sample (a diverged generator)."""
         if self.device is None:
             raise RuntimeError("InceptionScorer.setup(datamodule, device) must run before compute()")
-        pools = take(self._pools, self.network.num_features, self.device)
-        logits = take(self._logits, getattr(self.network, "num_logits", 0), self.device)
+        pools = take(self._pools, self.network.num_features, device=self.device)
+        logits = take(self._logits, getattr(self.network, "num_logits", 0), device=self.device)
+        labels = take(self._labels, device=self.device, dtype=torch.int64)
         self._nonfinite.update(torch.tensor(float(self._nonfinite_count), device=self.device))
         if self._nonfinite.compute().item() > 0:
-            return {output: float("nan") for name in self.metrics for output in OUTPUTS[name]}
-        results = self._nearest_neighbour_scores(pools)
+            keys = [output for name in self.metrics for output in OUTPUTS[name]]
+            if "intra_fid" in self.metrics:
+                keys += [f"intra_fid/{k}" for k in range(self.num_classes)]
+            return dict.fromkeys(keys, float("nan"))
+        results: dict[str, float] = {}
+        if REAL_FEATURE_METRICS & set(self.metrics):  # rank 0's real features, all ranks' samples, on every rank
+            real, fake = on_every_rank(self._real_features), on_every_rank(pools)
+            results |= self._nearest_neighbour_scores(real, fake)
+            if "intra_fid" in self.metrics:
+                real_labels, fake_labels = on_every_rank(self._real_labels), on_every_rank(labels)
+                results |= intra_fid(real, real_labels, fake, fake_labels, self.num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # KID's subsets and IS's splits: the same on every rank and evaluation
             for name, metric in self._metrics.items():
@@ -330,12 +415,9 @@ class InceptionScorer:
                 results |= scores(name, metric, self.kid_subset_size)
         return results
 
-    def _nearest_neighbour_scores(self, pools: Tensor) -> dict[str, float]:
-        """Precision / recall and density / coverage of all ranks' samples against the cached real features (rank
-        0's, gathered to every rank so that every rank returns the same numbers)."""
-        if not {"ipr", "dc"} & set(self.metrics):
-            return {}
-        real, fake = on_every_rank(self._real_features), on_every_rank(pools)
+    def _nearest_neighbour_scores(self, real: Tensor, fake: Tensor) -> dict[str, float]:
+        """Precision / recall and density / coverage, those of them requested, of the samples against the real
+        features."""
         results: dict[str, float] = {}
         try:
             if "ipr" in self.metrics:

@@ -59,7 +59,8 @@ class TinyFeatures(nn.Module):
 
 
 class RandomImages(ImageDataModule):
-    """Uniform uint8-valued images scaled to [−1, 1], a fixed set per split (``sizes`` images each)."""
+    """Uniform uint8-valued images scaled to [−1, 1], a fixed set per split (``sizes`` images each); with
+    ``num_classes``, image i of a split is of class i % num_classes (else the dataset has no labels)."""
 
     def __init__(
         self,
@@ -69,12 +70,22 @@ class RandomImages(ImageDataModule):
         sizes: dict[str, int] | None = None,
         batch_size: int = 16,
         seed: int = 0,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(name, image_size, channels, batch_size=batch_size, seed=seed)
+        super().__init__(name, image_size, channels, batch_size=batch_size, seed=seed, num_classes=num_classes)
         self.sizes = dict(sizes or {"train": 64, "test": 48})
 
-    def split_dataset(self, split: str) -> Dataset:
+    def _images(self, split: str) -> Tensor:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(split.encode()))
         shape = (self.sizes[split], self.channels, self.image_size, self.image_size)
         pixels = torch.randint(0, 256, shape, generator=generator)
-        return ImagesOnly(TensorDataset(pixels.float() / 127.5 - 1.0))
+        return pixels.float() / 127.5 - 1.0
+
+    def split_dataset(self, split: str) -> Dataset:
+        return ImagesOnly(TensorDataset(self._images(split)))
+
+    def labelled_dataset(self, split: str) -> Dataset:
+        if self.num_classes is None:
+            return super().labelled_dataset(split)
+        images = self._images(split)
+        return TensorDataset(images, torch.arange(len(images)) % self.num_classes)

@@ -79,7 +79,7 @@ def _metrics(metric: str, score: float) -> dict[str, float]:
             for d in CURVE_DELTAS
         }
         return {"g_step": 100.0, "f1": score, "precision": precision, "recall": recall, **curves}
-    return {"g_step": 100.0, "fid": score, "is": 5.0}
+    return {"g_step": 100.0, "fid": score, "is": 5.0, "ipr_precision": 1 / (1 + score), "ipr_recall": 0.5}
 
 
 def _record(
@@ -167,10 +167,8 @@ def test_metrics_csv_at_the_best_run_and_over_the_seeds(report_dir: Path) -> Non
     assert list(_csv(report_dir / "mnist_metrics.csv").columns) == [
         "loss",
         "best_run",
-        "search_fid",
-        "search_is",
-        "seeds_fid",
-        "seeds_is",
+        *("search_fid", "search_is", "search_ipr_precision", "search_ipr_recall"),
+        *("seeds_fid", "seeds_is", "seeds_ipr_precision", "seeds_ipr_recall"),
     ]
 
 
@@ -202,6 +200,22 @@ def test_figures_load(report_dir: Path) -> None:
         image = mpimg.imread(report_dir / name)
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300, name
     assert not (report_dir / "mnist_pr_delta.png").exists(), "FID records carry no P(δ), R(δ) curves"
+
+
+def test_precision_against_recall_has_every_search_run(report_dir: Path) -> None:
+    """Improved precision/recall on the image study, the exact ones on triangles; every completed search run a dot."""
+    for dataset, metric, (precision, recall) in [
+        ("mnist", "fid", ("ipr_precision", "ipr_recall")),
+        ("triangles", "f1", ("precision", "recall")),
+    ]:
+        points = _csv(report_dir / f"{dataset}_precision_recall.csv")
+        assert list(points.columns) == ["run", "loss", precision, recall]
+        runs = MNIST_RUNS if dataset == "mnist" else TRIANGLE_RUNS
+        scored = [run for run in runs if run[0] == "wide" and run[4] is not None]
+        assert len(points) == len(scored)
+        expected = {f"{dataset}/wide/{loss}/{i}": _metrics(metric, score)[precision] for _, loss, i, _, score in scored}
+        assert dict(zip(points["run"], points[precision], strict=True)) == pytest.approx(expected)
+        assert mpimg.imread(report_dir / f"{dataset}_precision_recall.png").shape[1] > 300
 
 
 def test_pr_delta_csv_holds_the_curves_of_each_loss_best_search_run(report_dir: Path) -> None:

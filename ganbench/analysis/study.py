@@ -13,6 +13,7 @@ only that) and the seeds phase, and score every run by its search objective.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,55 @@ def plot_search_scores(
     return figure
 
 
+def loss_colours(count: int) -> list[Any]:
+    """One colour per loss: matplotlib's 10-colour cycle, or beyond 10 losses tab20's dark hues, then its light ones
+    (the cycle would repeat: the 11th loss would share the 1st's colour)."""
+    if count <= 10:
+        return [f"C{index}" for index in range(count)]
+    return [colormaps["tab20"](2 * index % 20 + index // 10 % 2) for index in range(count)]
+
+
+PRECISION_RECALL = (("ipr_precision", "ipr_recall"), ("precision", "recall"))
+"""The metric pairs a precision-against-recall plot is drawn for: the image protocol's improved precision and recall,
+the triangles protocol's exact ones."""
+
+
+def precision_recall_points(runs: pd.DataFrame, search_phase: str = "wide") -> pd.DataFrame | None:
+    """Each search run's precision and recall at its best evaluation, for the first pair of ``PRECISION_RECALL`` the
+    runs recorded; None when they recorded neither."""
+    for precision, recall in PRECISION_RECALL:
+        columns = [f"best_{precision}", f"best_{recall}"]
+        if not set(columns) <= set(runs.columns):
+            continue
+        search = runs[(runs["phase"] == search_phase) & runs[columns].notna().all(axis=1)]
+        if len(search):
+            return search[["run", "loss", *columns]].rename(
+                columns=dict(zip(columns, (precision, recall), strict=True))
+            )
+    return None
+
+
+def plot_precision_recall(points: pd.DataFrame, title: str) -> Figure:
+    """Precision against recall, one dot per search run, one colour per loss: a loss that trades diversity for
+    quality sits high and left, whatever its FID."""
+    precision, recall = points.columns[2], points.columns[3]
+    figure = Figure(figsize=(5.6, 4.8))
+    ax = figure.add_subplot(1, 1, 1)
+    losses = list(dict.fromkeys(points["loss"]))
+    for loss, colour in zip(losses, loss_colours(len(losses)), strict=True):
+        mine = points[points["loss"] == loss]
+        ax.scatter(mine[recall].astype(float), mine[precision].astype(float), s=24, color=colour, label=loss)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(f"{recall} (diversity)")
+    ax.set_ylabel(f"{precision} (quality)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncols=2 if len(losses) > 6 else 1)
+    figure.tight_layout()
+    return figure
+
+
 def plot_budget_curves(
     curves: dict[str, pd.DataFrame],
     metric: str,
@@ -244,14 +294,12 @@ def plot_budget_curves(
 
     ``ylim`` keeps the axis on the scores that matter when worst-case scores (FID 31337) would squash it; a curve may
     then enter from beyond the axis at small budgets. Short curves get markers, so a single budget still shows. Every
-    loss has its own colour (matplotlib's 10-colour cycle repeats, so more losses take tab20's 20 and then dashes),
-    and the intervals fade as curves are added, so that a dozen losses stay readable."""
+    loss has its own colour (``loss_colours``; beyond 20 losses the lines are dashed), and the intervals fade as
+    curves are added, so that a dozen losses stay readable."""
     figure = Figure(figsize=(6.4, 4.4))
     ax = figure.add_subplot(1, 1, 1)
-    many = len(curves) > 10
     shade = 0.2 if len(curves) <= 5 else 0.08
-    for index, (loss, curve) in enumerate(curves.items()):
-        colour = colormaps["tab20"](2 * index % 20 + index // 10 % 2) if many else f"C{index}"  # dark hues first
+    for index, ((loss, curve), colour) in enumerate(zip(curves.items(), loss_colours(len(curves)), strict=True)):
         style = "-" if index < 20 else "--"
         marker = "o" if len(curve) <= 10 else None
         ax.plot(curve["budget"], curve["mean"], style, label=loss, color=colour, marker=marker, markersize=4)

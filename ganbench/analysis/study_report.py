@@ -27,7 +27,9 @@ from ganbench.analysis.study import (
     better_label,
     budget_curves,
     plot_budget_curves,
+    plot_precision_recall,
     plot_search_scores,
+    precision_recall_points,
     search_phase_of,
 )
 from ganbench.diagnostics import is_headline
@@ -275,6 +277,12 @@ def write_section_files(section: StudySection, runs: pd.DataFrame, out_dir: Path
         figure = plot_budget_curves(section.curves, label, title, log_x=budgets > 10, ylim=limits)
         files["budget"] = f"{stem}_budget.png"
         figure.savefig(out_dir / files["budget"], dpi=120)
+    points = precision_recall_points(runs, section.search_phase) if section.search_phase else None
+    if points is not None:
+        files["pr_scatter_csv"], files["pr_scatter"] = f"{stem}_precision_recall.csv", f"{stem}_precision_recall.png"
+        points.to_csv(out_dir / files["pr_scatter_csv"], index=False)
+        title = f"{section.dataset}: precision against recall, {section.search_phase} runs"
+        plot_precision_recall(points, title).savefig(out_dir / files["pr_scatter"], dpi=120)
     curves = delta_curves(runs, section.higher_is_better, section.search_phase) if section.search_phase else None
     if curves is not None and not curves.empty:
         files["pr_delta_csv"], files["pr_delta"] = f"{stem}_pr_delta.csv", f"{stem}_pr_delta.png"
@@ -309,6 +317,13 @@ def section_markdown(section: StudySection) -> str:
             "stretch the y axis far beyond the completed runs' scores, it spans the latter only: at small budgets a "
             "curve may then start beyond it.\n\n"
             f"![expected best against budget]({files['budget']})\n\nCSV: `{files['budget_csv']}`"
+        )
+    if "pr_scatter" in files:
+        parts.append(
+            "### Precision against recall\n\n"
+            "Every search run at its best evaluation: quality (precision) and diversity (recall) apart, which the "
+            f"primary score mixes.\n\n![precision against recall]({files['pr_scatter']})\n\nCSV: "
+            f"`{files['pr_scatter_csv']}`"
         )
     if "pr_delta" in files:
         marked = (

@@ -1,8 +1,10 @@
-"""The image protocol's feature network: the TF Inception v3, its weights file, and what goes in and comes out.
+"""The image protocol's feature networks: the TF Inception v3 and DINOv2 (FD-DINOv2), their weights files, and what
+goes in and comes out.
 
 Kept apart from the scorer (:mod:`ganbench.metrics.inception`) so that the scorer only scores: any network with this
-module's contract (uint8 RGB images in, :class:`Features` out, ``num_features`` and, for IS, ``num_logits``) can
-replace the Inception one (docs/evaluation.md).
+module's contract (uint8 RGB images in, :class:`Features` out, ``num_features`` and, for IS, ``num_logits``; an
+optional ``metric_suffix`` renames the scorer's result keys, e.g. ``fid`` → ``fd_dinov2``) can replace the Inception
+one (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+import timm
 import torch
 from PIL import Image
+from timm.models import load_state_dict
+from timm.models.vision_transformer import checkpoint_filter_fn
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -139,6 +145,86 @@ class InceptionV3Features(nn.Module):
             "resize_method": RESIZES[self.resize],
             "features": "pool3 (2048)",
             "logits": "logits_unbiased (1008)",
+        }
+
+
+DINOV2_OVERRIDE = f"{OVERRIDE}.feature_network"  # conf/eval/dinov2.yaml's network node
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _missing_dinov2_weights(model: str, source: str, error: Exception | None) -> UserError:
+    cause = f"cannot load the DINOv2 weights from {source}: {type(error).__name__}: {error}" if error else source
+    return UserError(
+        f"{cause}. FD-DINOv2 needs the {model} weights as a local timm-format file (never downloaded here): on a "
+        f"machine with network run `huggingface-cli download timm/{model}.lvd142m model.safetensors` (or save "
+        f"`timm.create_model('{model}.lvd142m', pretrained=True).state_dict()` with torch.save; Meta's "
+        f"dinov2_*_pretrain.pth loads too), copy it here and pass "
+        f"{DINOV2_OVERRIDE}.weights_path=/path/to/model.safetensors"
+    )
+
+
+class DINOv2Features(nn.Module):
+    """A DINOv2 ViT (Oquab et al. 2023) as dgm-eval's encoder for FD-DINOv2 (Stein et al. 2023): images resized to
+    224×224 bicubic, ImageNet-normalised, and the final-normed CLS token as the feature; no logits, so no IS.
+
+    The resize is PyTorch's antialiased bicubic on uint8 (a = −0.5, PIL's kernel: 0.4 % of the pixels of noise images
+    differ by one or two grey levels from the PIL ``Resize`` dgm-eval applies), run on the CPU because CUDA has no
+    uint8 kernel and a float resize clips differently from PIL (up to 24 grey levels on noise). The weights are
+    required: a timm ``.safetensors``/``.pth`` state_dict (or Meta's), whose 518-px position embedding timm's
+    ``checkpoint_filter_fn`` resamples to the 16×16 grid of 224 px without antialiasing, as DINOv2's own
+    interpolation does. ``architecture`` (embed_dim, depth, num_heads, …) lets tests build a tiny ViT.
+    """
+
+    input_size = 224
+    metric_suffix = "dinov2"
+
+    def __init__(
+        self, model: str = "vit_large_patch14_dinov2", weights_path: str | Path | None = None, **architecture: Any
+    ) -> None:
+        super().__init__()
+        if weights_path is None:
+            raise _missing_dinov2_weights(model, f"no {DINOV2_OVERRIDE}.weights_path was given", None)
+        if not (timm.is_model(model) and "dinov2" in model):
+            raise UserError(
+                f"{DINOV2_OVERRIDE}.model={model} is not a timm DINOv2 ViT: choose one of "
+                f"{', '.join(timm.list_models('vit_*_dinov2'))}"
+            )
+        path = Path(weights_path).expanduser()
+        try:  # read before the network is built: a bad file fails at once, not after initialising a ViT-L
+            state_dict = load_state_dict(str(path))
+        except Exception as error:
+            raise _missing_dinov2_weights(model, str(path), error) from error
+        self.net = timm.create_model(model, pretrained=False, num_classes=0, img_size=self.input_size, **architecture)
+        try:  # a file of another model (ViT-B weights for ViT-L) does not fit
+            self.net.load_state_dict(checkpoint_filter_fn(state_dict, self.net, antialias=False))
+        except RuntimeError as error:
+            raise _missing_dinov2_weights(model, str(path), error) from error
+        self.model = model
+        self.weights_file = path.name
+        self.num_features: int = self.net.num_features
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """uint8 (N, 3, H, W) → the normalised float (N, 3, 224, 224) network input, as dgm-eval's transform."""
+        size = (self.input_size, self.input_size)
+        resized = F.interpolate(images.cpu(), size=size, mode="bicubic", antialias=True).to(images.device)
+        return (resized.float() / 255.0 - self.mean) / self.std
+
+    def forward(self, images: Tensor) -> Features:
+        return Features(self.net.forward_features(self.preprocess(images))[:, 0], None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": f"DINOv2 {self.model} (timm)",
+            "weights_file": self.weights_file,
+            "input_size": self.input_size,
+            "resize": "bicubic (antialiased, PIL's kernel, on uint8), as dgm-eval",
+            "normalisation": "ImageNet mean/std",
+            "features": f"CLS token after the final norm ({self.num_features})",
+            "metric_suffix": self.metric_suffix,
         }
 
 

@@ -19,7 +19,7 @@ every rank, so that every rank returns the same numbers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ OUTPUTS = {  # metric → its result keys
 METRICS = tuple(OUTPUTS)
 DEFAULT_METRICS = ("fid", "is", "kid")  # conf/eval/inception.yaml's; the others are opt-in
 REAL_FEATURE_METRICS = {"ipr", "dc", "intra_fid"}  # those that need the real features themselves, not FID's sums
+DISTANCE_NAMES = {"fid": "fd", "kid": "kd", "intra_fid": "intra_fd"}  # without Inception, no "I" (dgm-eval's naming)
 
 
 class _Precomputed(nn.Module):
@@ -179,6 +180,20 @@ def intra_fid(
     return {"intra_fid": sum(per_class) / num_classes} | {f"intra_fid/{k}": fid for k, fid in enumerate(per_class)}
 
 
+def named_for_network(results: dict[str, float], suffix: str | None) -> dict[str, float]:
+    """The result keys named after a feature network with a ``metric_suffix`` ("dinov2"), so that no FD on DINOv2
+    features is logged as an FID: ``fid`` → ``fd_dinov2``, ``kid_std`` → ``kd_dinov2_std``, ``density`` →
+    ``density_dinov2``, ``intra_fid/3`` → ``intra_fd_dinov2/3``; unchanged without a suffix."""
+    if not suffix:
+        return results
+    renamed = {}
+    for key, value in results.items():
+        head, slash, tail = key.partition("/")
+        stem, std = (head.removesuffix("_std"), "_std") if head.endswith("_std") else (head, "")
+        renamed[f"{DISTANCE_NAMES.get(stem, stem)}_{suffix}{std}{slash}{tail}"] = value
+    return renamed
+
+
 def scores(name: str, metric: Metric, kid_subset_size: int) -> dict[str, float]:
     """A computed metric's result keys (OUTPUTS): the value, and the standard deviation for IS and KID."""
     if name == "fid":
@@ -198,9 +213,11 @@ class InceptionScorer:
 
     ``feature_network`` (a Hydra node with ``_target_``) replaces the default Inception; it takes uint8 images
     (N, 3, H, W), returns ``Features`` (:mod:`ganbench.metrics.feature_networks`) and has ``num_features`` (and
-    ``num_logits`` for IS). ``weights_path`` and ``resize`` configure the default Inception only, which is loaded
-    in ``setup`` (so that configs instantiate without the weights, and DDP-spawn does not pickle them). KID's subsets
-    and IS's splits are drawn with ``seed``, so two evaluations of the same samples agree.
+    ``num_logits`` for IS; a ``metric_suffix`` renames the result keys, ``named_for_network``). Given as a factory
+    (``_partial_: true``, as conf/eval/dinov2.yaml does) it is built in ``setup``, like the default Inception.
+    ``weights_path`` and ``resize`` configure the default Inception only, which is loaded in ``setup`` (so that
+    configs instantiate without the weights, and DDP-spawn does not pickle them). KID's subsets and IS's splits are
+    drawn with ``seed``, so two evaluations of the same samples agree.
     """
 
     def __init__(
@@ -212,7 +229,7 @@ class InceptionScorer:
         cache_dir: str | Path = "data/reference_stats",
         weights_path: str | Path | None = None,
         resize: Resize = "tf1_bilinear",
-        feature_network: nn.Module | None = None,
+        feature_network: nn.Module | Callable[[], nn.Module] | None = None,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         is_splits: int = 10,
@@ -235,7 +252,7 @@ class InceptionScorer:
         self.seed = seed
         check_settings(self.metrics, num_real, kid_subset_size, feature_network is not None, weights_path)
         check_resize(resize)
-        self.network: nn.Module | None = feature_network
+        self.network: nn.Module | Callable[[], nn.Module] | None = feature_network
         self.network_id: dict[str, Any] | None = None
         self._metrics: dict[str, Metric] = {}
         self._nonfinite = SumMetric(nan_strategy="disable")
@@ -259,6 +276,8 @@ class InceptionScorer:
         """The feature network (the default Inception is loaded on first use), checked against the metrics."""
         if self.network is None:
             self.network = InceptionV3Features(self.weights_path, self.resize)
+        elif not isinstance(self.network, nn.Module):  # a factory: its weights load here, not at instantiation
+            self.network = self.network()
         if self.network_id is None:
             self.network.eval()
             self.network_id = network_identity(self.network)
@@ -386,7 +405,11 @@ class InceptionScorer:
             self._logits.append(features.logits.double())
 
     def compute(self, generator: nn.Module) -> dict[str, float]:
-        """Synced over ranks; NaN for every metric when any rank saw a non-finite sample (a diverged generator)."""
+        """Synced over ranks; NaN for every metric when any rank saw a non-finite sample (a diverged generator). The
+        keys carry the network's ``metric_suffix``, if it has one."""
+        return named_for_network(self._compute(), getattr(self.network, "metric_suffix", None))
+
+    def _compute(self) -> dict[str, float]:
         if self.device is None:
             raise RuntimeError("InceptionScorer.setup(datamodule, device) must run before compute()")
         pools = take(self._pools, self.network.num_features, device=self.device)

@@ -1,13 +1,15 @@
-"""Stand-ins for the image protocol's tests and benchmark: random Inception weights, a tiny feature network and an
-in-memory image dataset. Nothing here downloads anything."""
+"""Stand-ins for the image protocol's tests and benchmark: random Inception weights, a tiny random DINOv2 ViT's
+weights file, a tiny feature network and an in-memory image dataset. Nothing here downloads anything."""
 
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
 
+import timm
 import torch
 import torchvision
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
@@ -31,6 +33,22 @@ def write_random_inception_weights(path: Path, seed: int = 0) -> Path:
             nn.init.kaiming_normal_(module.weight)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(network.state_dict(), path)
+    return path
+
+
+TINY_DINOV2 = {"model": "vit_small_patch14_dinov2", "embed_dim": 32, "depth": 2, "num_heads": 2}  # a 70k-weight ViT
+
+
+def write_random_dinov2_weights(path: Path, seed: int = 0) -> Path:
+    """A random-weight TINY_DINOV2 state_dict as a timm ``.safetensors`` file, the format of timm's hub weights.
+
+    Created at timm's default 518 px, so its position embedding has the 37×37 grid of the real checkpoints and
+    loading it at 224 px goes through the resampling of the real weights."""
+    torch.manual_seed(seed)
+    architecture = {key: value for key, value in TINY_DINOV2.items() if key != "model"}
+    network = timm.create_model(TINY_DINOV2["model"], pretrained=False, num_classes=0, **architecture)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(network.state_dict(), str(path))
     return path
 
 

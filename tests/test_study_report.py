@@ -202,6 +202,17 @@ def test_figures_load(report_dir: Path) -> None:
     assert not (report_dir / "mnist_pr_delta.png").exists(), "FID records carry no P(δ), R(δ) curves"
 
 
+def test_table2_for_every_metric_takes_each_metrics_own_best(report_dir: Path) -> None:
+    """FID's best is its lowest, precision's its highest, each over the loss's search runs on its own."""
+    table = _csv(report_dir / "mnist_per_metric.csv").set_index("loss")
+    assert list(table.columns) == ["fid", "is", "ipr_precision", "ipr_recall"]
+    assert table.loc["wgan", "fid"] == 25.0 and table.loc["wgan", "ipr_precision"] == pytest.approx(1 / 26)
+    triangles = _csv(report_dir / "triangles_per_metric.csv").set_index("loss")
+    assert triangles.loc["ns", "f1"] == 0.9 and triangles.loc["lsgan", "recall"] == pytest.approx(0.65)  # 0.7 − 0.05
+    assert "### Table 2 for every metric" in (report_dir / "study.md").read_text()
+    assert "fid ↓" in (report_dir / "study.md").read_text()
+
+
 def test_precision_against_recall_has_every_search_run(report_dir: Path) -> None:
     """Improved precision/recall on the image study, the exact ones on triangles; every completed search run a dot."""
     for dataset, metric, (precision, recall) in [

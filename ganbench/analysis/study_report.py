@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ class StudySection:
     search_phase: str | None
     table: pd.DataFrame
     metrics: pd.DataFrame
+    per_metric: pd.DataFrame
     curves: dict[str, pd.DataFrame]
     commands: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)
@@ -114,6 +116,29 @@ def protocol_metrics(
     return pd.DataFrame(rows, columns=columns)
 
 
+LOWER_IS_BETTER = ("fid", "kid", "intra_fid", "fd_", "kd_", "intra_fd_", "reverse_kl", "mean_gap")
+"""Metrics (or prefixes of metrics) that fall as a generator gets better; every other headline metric rises."""
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(metric == name or (name.endswith("_") and metric.startswith(name)) for name in LOWER_IS_BETTER)
+
+
+def best_of_each_metric(runs: pd.DataFrame, metrics: Sequence[str], search_phase: str = "wide") -> pd.DataFrame:
+    """Table 2 for every metric: per loss, each metric's own best over the search runs' best evaluations (a loss
+    may reach its best precision and its best FID in different runs)."""
+    search = runs[runs["phase"] == search_phase]
+    rows = []
+    for loss in dict.fromkeys(search["loss"]):
+        mine = search[search["loss"] == loss]
+        row: dict[str, Any] = {"loss": loss}
+        for metric in metrics:
+            values = mine[f"best_{metric}"].astype(float)
+            row[metric] = values.min() if lower_is_better(metric) else values.max()
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["loss", *metrics])
+
+
 def _primary(runs: pd.DataFrame) -> tuple[str, bool]:
     """The dataset's primary metric and direction, from runs that reached evaluation (a run that failed before it
     records no metric, and the record's default direction); the objective alone when none did."""
@@ -137,6 +162,7 @@ def study_section(
         search_phase=phase,
         table=best_per_loss(runs, higher_is_better, search),
         metrics=protocol_metrics(runs, metric_names(runs, metric), higher_is_better, search),
+        per_metric=best_of_each_metric(runs, metric_names(runs, metric), search),
         curves=budget_curves(runs, higher_is_better, search, num_bootstrap, seed),
         commands=seeds_commands(runs, higher_is_better, search, num_seeds),
     )
@@ -261,6 +287,9 @@ def write_section_files(section: StudySection, runs: pd.DataFrame, out_dir: Path
     stem, label = _file_stem(section.dataset), f"{section.metric} ({better_label(section.higher_is_better)})"
     files = {"table2": f"{stem}_table2.csv", "metrics": f"{stem}_metrics.csv"}
     section.table.to_csv(out_dir / files["table2"], index=False)
+    if not section.per_metric.empty:
+        files["per_metric"] = f"{stem}_per_metric.csv"
+        section.per_metric.to_csv(out_dir / files["per_metric"], index=False)
     section.metrics.to_csv(out_dir / files["metrics"], index=False)
     if section.search_phase is not None:
         title = f"{section.dataset}: {section.search_phase} search, score per run"
@@ -308,6 +337,12 @@ def section_markdown(section: StudySection) -> str:
         f"value. Search phase: {section.search_phase or 'none'}.",
         f"### Table 2: best search score and the seeds phase\n\n{table2_markdown(section)}\n\nCSV: `{files['table2']}`",
     ]
+    if "per_metric" in files:
+        arrows = {m: f"{m} {'↓' if lower_is_better(m) else '↑'}" for m in section.per_metric.columns if m != "loss"}
+        parts.append(
+            "### Table 2 for every metric\n\nEach metric's own best over the search runs (↓ lower is better, ↑ "
+            f"higher):\n\n{markdown_table(section.per_metric.rename(columns=arrows))}\n\nCSV: `{files['per_metric']}`"
+        )
     if "scores" in files:
         parts.append(f"### Search scores per loss\n\n![search scores per loss]({files['scores']})")
     if "budget" in files:

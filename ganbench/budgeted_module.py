@@ -67,6 +67,18 @@ class BudgetedModule(pl.LightningModule):
             return -1
         return None
 
+    @property
+    def training_curves_due(self) -> bool:
+        """Every ``trainer.log_every_n_steps`` G steps."""
+        return self.g_steps % self.trainer.log_every_n_steps == 0
+
+    def log_training_curves(self, values: dict[str, Tensor]) -> None:
+        """Training curves logged at the G step, so they share the evaluation's x-axis in every logger (the step of
+        Lightning's own ``self.log`` counts batches from 0: one behind, and lost on resume in W&B's offline runs)."""
+        logged = {name: torch.as_tensor(value).detach().item() for name, value in values.items()}
+        for logger in self.loggers:
+            logger.log_metrics(logged, step=self.g_steps)
+
     def count_generator_step(self) -> None:
         """After each G optimizer step: the EMA follows G, and the step counts against the budget."""
         if self.generator_ema is not None:

@@ -96,8 +96,8 @@ class GANModule(BudgetedModule):
             self.diverged = True
             self.trainer.should_stop = True
             return
-        if self.g_steps % self.trainer.log_every_n_steps == 0:
-            self.log_dict(
+        if self.training_curves_due:
+            self.log_training_curves(
                 {
                     **{f"train/{name}": value for name, value in self.loss.logged_values().items()},
                     "train/d_loss": d_loss.total,
@@ -108,7 +108,6 @@ class GANModule(BudgetedModule):
                     "train/d_auc": d_auc,
                     "train/d_grad_norm": gradient_norm(self.discriminator),
                     "train/g_grad_norm": gradient_norm(self.generator),
-                    "train/g_step": float(self.g_steps),
                 }
             )
         if self.remaining_g_steps == 0:

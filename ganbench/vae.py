@@ -246,15 +246,14 @@ class VAEModule(BudgetedModule):
             self.diverged = True
             self.trainer.should_stop = True
             return
-        if self.g_steps % self.trainer.log_every_n_steps == 0:
-            self.log_dict(
+        if self.training_curves_due:
+            self.log_training_curves(
                 {
                     "train/loss": terms.total,  # −ELBO, nats per example
                     "train/reconstruction": terms.reconstruction,
                     "train/kl": terms.kl,
                     "train/g_grad_norm": gradient_norm(self.generator),
                     "train/encoder_grad_norm": gradient_norm(self.encoder),
-                    "train/g_step": float(self.g_steps),
                 }
             )
         if self.remaining_g_steps == 0:

@@ -126,7 +126,7 @@ RESUMABLE = [*WANDB_FAST, "training.g_steps=400", "training.checkpoint_every_n_g
 
 def stop_mid_run(run_dir: Path, signum: signal.Signals) -> int:
     """Launch a run, send it ``signum`` once it has evaluated twice, and launch it again to the end; the G step of
-    the checkpoint it resumed from."""
+    the checkpoint it resumed from (a kill can land before the checkpoint that follows the evaluation)."""
     command = [str(BIN_DIR / "ganbench-train"), *RESUMABLE, "cpu_threads=1", f"hydra.run.dir={run_dir}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress, deadline = run_dir / "progress.json", time.monotonic() + 240
@@ -137,7 +137,7 @@ def stop_mid_run(run_dir: Path, signum: signal.Signals) -> int:
     process.send_signal(signum)
     process.wait(timeout=120)
     checkpoint = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=False)["gan_steps"]["g_steps"]
-    assert 200 <= checkpoint < 400, "the stop must land mid-training for the test to mean anything"
+    assert 0 < checkpoint < 400, "the stop must land mid-training for the test to mean anything"
     resumed = run_cli("ganbench-train", *RESUMABLE, "cpu_threads=1", f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return checkpoint

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.helpers.cli import BIN_DIR, run_cli
+from tests.helpers.cli import BIN_DIR, run_cli, user_env
 
 pytestmark = pytest.mark.slow  # every test here launches real runs in subprocesses
 
@@ -29,9 +28,8 @@ RUN = [
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
     command = [str(BIN_DIR / "ganbench-train"), *args]
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_training(run_dir: Path, process: subprocess.Popen[str], timeout: float = 180) -> None:

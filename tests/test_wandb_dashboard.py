@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.run import train
-from tests.helpers.cli import BIN_DIR, FAST, run_cli
+from tests.helpers.cli import BIN_DIR, FAST, run_cli, user_env
 from tests.helpers.wandb_reader import WANDB, X_AXIS, dotted, read_wandb_runs, requires_reader
 
 pytestmark = requires_reader
@@ -128,7 +128,7 @@ def stop_mid_run(run_dir: Path, signum: signal.Signals) -> int:
     """Launch a run, send it ``signum`` once it has evaluated twice, and launch it again to the end; the G step of
     the checkpoint it resumed from (a kill can land before the checkpoint that follows the evaluation)."""
     command = [str(BIN_DIR / "ganbench-train"), *RESUMABLE, "cpu_threads=1", f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress, deadline = run_dir / "progress.json", time.monotonic() + 240
     while process.poll() is None and time.monotonic() < deadline:
         if progress.exists() and json.loads(progress.read_text())["g_steps"] >= 200:

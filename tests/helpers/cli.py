@@ -19,9 +19,17 @@ FAST = [
 ]
 
 
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: W&B offline, and without the test process's own W&B service.
+
+    A W&B run in the test process sets WANDB_SERVICE; a child would then log through that service, which outlives a
+    killed child and keeps its run id "in use" for the relaunch. A user's launch starts its own service."""
+    env = {key: value for key, value in os.environ.items() if key != "WANDB_SERVICE"}
+    return env | {"WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+
+
 def run_cli(script: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run an installed console script (ganbench-train, ganbench-report) the way a user types it."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
-        [str(BIN_DIR / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [str(BIN_DIR / script), *args], cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=timeout
     )

@@ -8,6 +8,7 @@ is recorded as failed and the sweep goes on. A stop signal ends the whole launch
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -100,7 +101,12 @@ def main(cfg: DictConfig) -> float:
 
 def cli() -> None:
     """``ganbench-train``: Hydra's own refusals of the command line (an unknown config group or key, an override it
-    cannot parse) exit 2 like all bad input. They come before any job starts, when no job config exists yet."""
+    cannot parse) exit 2 like all bad input. They come before any job starts, when no job config exists yet.
+
+    The launch runs its own W&B service: one inherited from a parent process that uses W&B (a notebook, a script;
+    ``WANDB_SERVICE``) would outlive a killed run and keep its run id "in use", refusing the relaunch that resumes it.
+    """
+    os.environ.pop("WANDB_SERVICE", None)
     try:
         main()
     except SystemExit as stopped:

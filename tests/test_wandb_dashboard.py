@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import wandb
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.run import train
@@ -157,10 +159,21 @@ def test_an_interrupted_run_resumes_into_the_same_wandb_run_with_one_continuous_
     assert first.steps("val/modes") + second.steps("val/modes") == [100, 200, 300, 400]
 
 
+@pytest.fixture
+def parent_wandb_service() -> Iterator[None]:
+    """A W&B service in this process, inherited by the runs it launches (WANDB_SERVICE), as from a notebook."""
+    wandb.setup()
+    assert "WANDB_SERVICE" in os.environ
+    yield
+    wandb.teardown()
+
+
 @pytest.mark.slow
-def test_a_killed_run_resumes_into_the_same_wandb_run_from_its_checkpoint(tmp_path: Path) -> None:
+def test_a_killed_run_resumes_into_the_same_wandb_run_from_its_checkpoint(
+    tmp_path: Path, parent_wandb_service: None
+) -> None:
     run_dir = tmp_path / "run"
-    checkpoint = stop_mid_run(run_dir, signal.SIGKILL)
+    checkpoint = stop_mid_run(run_dir, signal.SIGKILL)  # with the parent's service, the id would stay "in use"
     killed, finished = read_wandb_runs(run_dir)
     assert killed.run["run_id"] == finished.run["run_id"] == OmegaConf.load(run_dir / "config.yaml").logger.id
     assert killed.overview["state"] == "running" and "exit" not in killed.record_types  # it never got to say

@@ -18,8 +18,9 @@ import wandb
 from omegaconf import DictConfig, OmegaConf
 
 from ganbench.run import train
+from ganbench.run_dir import flatten
 from tests.helpers.cli import BIN_DIR, FAST, run_cli, user_env
-from tests.helpers.wandb_reader import WANDB, X_AXIS, dotted, read_wandb_runs, requires_reader
+from tests.helpers.wandb_reader import WANDB, X_AXIS, read_wandb_runs, requires_reader
 
 pytestmark = requires_reader
 WANDB_FAST = [*FAST[1:], "logger=wandb"]  # FAST: 20 G steps, evaluations at 10 and 20, curves every 5
@@ -50,8 +51,8 @@ def test_a_completed_run_shows_its_names_config_results_images_and_curves_at_g_s
     assert view.overview["tags"] == tags
     assert view.run["run_id"] == OmegaConf.load(tmp_path / "config.yaml").logger.id
 
-    shown_config = dotted({k: v for k, v in view.overview["config"].items() if k != "_wandb"})
-    assert shown_config == dotted(OmegaConf.to_container(OmegaConf.load(tmp_path / "config.yaml")))
+    shown_config = flatten({k: v for k, v in view.overview["config"].items() if k != "_wandb"})  # W&B's dotted names
+    assert shown_config == flatten(OmegaConf.to_container(OmegaConf.load(tmp_path / "config.yaml")))
     panel_axes = ("optim.lr", "optim.beta1", "training.n_critic", "loss.name", "seed")  # each a single value
     assert [type(shown_config[axis]) for axis in panel_axes] == [float, int, int, str, int]
 
@@ -71,22 +72,21 @@ def test_a_completed_run_shows_its_names_config_results_images_and_curves_at_g_s
 
 
 @pytest.mark.parametrize(
-    ("case", "overrides", "status", "state", "exit_code"),
+    ("overrides", "status", "state", "exit_code"),
     [
-        ("diverged", ["optim.lr=1e30"], "diverged", "finished", 0),  # a result: the run ended by itself
-        ("failed", ["model.generator.data_dim=3"], "failed", "failed", 1),  # D expects 2-D points: a crash
+        (["optim.lr=1e30"], "diverged", "finished", 0),  # a result: the run ended by itself
+        (["model.generator.data_dim=3"], "failed", "failed", 1),  # D expects 2-D points: a crash
     ],
 )
 def test_diverged_and_failed_runs_show_their_state_and_exit_code(
     make_config: Callable[..., DictConfig],
     tmp_path: Path,
-    case: str,
     overrides: list[str],
     status: str,
     state: str,
     exit_code: int,
 ) -> None:
-    if case == "failed":
+    if status == "failed":
         with pytest.raises(RuntimeError):
             train(make_config(*WANDB_FAST, *overrides), tmp_path)
     else:

@@ -84,14 +84,3 @@ def read_wandb_runs(run_dir: Path) -> list[WandbRunView]:
         )
         for directory in directories
     ]
-
-
-def dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config at its dotted names (``optim.lr``), the names W&B's runs table and panels show."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat |= dotted(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -41,9 +41,11 @@ def test_preset_learns_on_real_fashion_mnist(make_config, fashion_mnist_root: Pa
     first, last = summary["history"][0], summary["history"][-1]
     assert summary["status"] == record.status == "completed" and summary["g_steps"] == 250
     assert [entry["g_step"] for entry in summary["history"]] == [50, 100, 150, 200, 250]
-    assert first["d_auc"] > 0.9, "D learns to tell real from generated images (measured 0.98)"
-    assert last["d_auc"] < first["d_auc"] - 0.15, "G catches up with D (measured 0.98 → 0.72)"
-    assert last["mean_gap"] < 0.6 * first["mean_gap"], "pixel means move toward the data's (measured 0.89 → 0.38)"
-    assert last["spread_ratio"] > 2 * first["spread_ratio"], "samples spread out (measured 0.047 → 0.19)"
+    # The margins hold over the CPU's rounding: measured for seeds 0-2 × 1 and 2 threads × default and AVX2 matrix
+    # kernels (12 runs), each figure below the range over those runs.
+    assert first["d_auc"] > 0.9, "D learns to tell real from generated images (measured 0.98-0.99)"
+    assert last["d_auc"] < first["d_auc"] - 0.15, "G catches up with D (measured a drop of 0.21-0.28)"
+    assert last["mean_gap"] < 0.6 * first["mean_gap"], "pixel means move toward the data's (measured 0.33-0.43×)"
+    assert last["spread_ratio"] > 2 * first["spread_ratio"], "samples spread out (measured 4.0-11×)"
     assert first["collapsed"] == first["off_data"] == 1.0, "an untrained G draws one grey blob (flags set)"
-    assert last["collapsed"] == last["off_data"] == 0.0, "after training the flags clear (measured from G step 150)"
+    assert last["collapsed"] == last["off_data"] == 0.0, "after training the flags clear (measured from G step 150-200)"

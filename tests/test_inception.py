@@ -47,6 +47,10 @@ from tests.helpers.inception import RandomImages, TinyFeatures, write_random_inc
 CPU = torch.device("cpu")
 NUM_REAL = 32
 NUM_CLASSES = 2  # of the labelled RandomImages: 16 real images per class
+# Scores of features computed in other batch shapes (chunks, DDP ranks, by hand) differ by float32 rounding, which
+# depends on the CPU's kernels and threads: measured up to 2.5e-6 relative (is_std) and 5.4e-8 absolute over chunk sizes
+# 1-24, 1 and 2 threads, with and without MKL_ENABLE_INSTRUCTIONS=AVX2.
+CHUNKING_REL, CHUNKING_ABS = 1e-5, 1e-6
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +127,10 @@ def test_fid_matches_an_independent_float64_computation(tmp_path: Path) -> None:
     expected = independent_fid(real_features, fake_features)
     assert result["fid"] == pytest.approx(expected, rel=1e-4)
     assert set(result) == {"fid", "is", "is_std", "kid", "kid_std"} and all(np.isfinite(list(result.values())))
-    assert evaluate(scorer, fake, chunk=7) == result  # chunking and repeated evaluations do not change the scores
+    assert evaluate(scorer, fake) == result  # a repeated evaluation: the same arithmetic, the same scores
+    # Other chunks are other matrix shapes, which round differently on some CPUs (IS moved in its 8th digit): equal
+    # within float32 rounding; a lost or repeated chunk would move the scores by 1e-3 or more.
+    assert evaluate(scorer, fake, chunk=7) == pytest.approx(result, rel=CHUNKING_REL, abs=CHUNKING_ABS)
 
 
 def test_precision_recall_density_coverage_come_from_the_same_features(tmp_path: Path) -> None:
@@ -180,10 +187,13 @@ def test_intra_fid_is_the_mean_of_the_fids_within_each_class(tmp_path: Path) -> 
         for k in range(NUM_CLASSES)
     ]
     assert set(result) == {"fid", "intra_fid", "intra_fid/0", "intra_fid/1"}
-    assert [result[f"intra_fid/{k}"] for k in range(NUM_CLASSES)] == pytest.approx(expected, rel=1e-6)
-    assert result["intra_fid"] == pytest.approx(np.mean(expected), rel=1e-6)
+    # The features by hand come from other batch shapes than the scorer's: float32 rounding (up to 2e-7 measured)
+    assert [result[f"intra_fid/{k}"] for k in range(NUM_CLASSES)] == pytest.approx(expected, rel=CHUNKING_REL)
+    assert result["intra_fid"] == pytest.approx(np.mean(expected), rel=CHUNKING_REL)
     assert result["fid"] == pytest.approx(independent_fid(real_features.numpy(), fake_features.numpy()), rel=1e-4)
-    assert evaluate(scorer, fake, chunk=7, labels=labels) == result  # chunking does not change the scores
+    assert evaluate(scorer, fake, labels=labels) == result
+    chunked = evaluate(scorer, fake, chunk=7, labels=labels)
+    assert chunked == pytest.approx(result, rel=CHUNKING_REL, abs=CHUNKING_ABS)
     assert scorer.describe()["intra_fid"]["num_classes"] == NUM_CLASSES
     fake[0, 0, 0, 0] = float("nan")
     nan = evaluate(scorer, fake, labels=labels)
@@ -519,11 +529,12 @@ def test_two_process_fid_equals_one_process_fid(tmp_path: Path) -> None:
     ranks = _spawn(2, tmp_path, fake, labels)  # with 2 classes, rank 0 generates class 0 only and rank 1 class 1
     for rounds in ranks:
         for result in rounds:
-            assert result["fid"] == pytest.approx(expected["fid"], rel=1e-6)  # real statistics counted once
+            # real statistics counted once; each rank's features come from other batch shapes: float32 rounding
+            assert result["fid"] == pytest.approx(expected["fid"], rel=CHUNKING_REL)
             for nearest_neighbour in ("ipr_precision", "ipr_recall", "density", "coverage"):  # all ranks' samples
                 assert result[nearest_neighbour] == pytest.approx(expected[nearest_neighbour])
             for intra in ("intra_fid", "intra_fid/0", "intra_fid/1"):  # rank 0's real classes, all ranks' samples
-                assert result[intra] == pytest.approx(expected[intra], rel=1e-6)
+                assert result[intra] == pytest.approx(expected[intra], rel=CHUNKING_REL)
             assert all(np.isfinite(list(result.values())))
     assert ranks[0] == ranks[1]  # every rank computes the same synced scores (KID/IS: same seeded subsets)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # built by rank 0 only

@@ -81,10 +81,13 @@ def test_failed_run_is_recorded_then_raised(make_config, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_default_ns_run_on_ring_covers_most_modes(make_config, tmp_path: Path) -> None:
-    """The README's default job: NS on ring, the default budget, seed 0."""
+    """The README's default job: NS on ring, the default budget, seed 0. Which evaluation is best, and the final one,
+    depend on the CPU's rounding (final modes 3-8 measured); the best evaluation reached 8 modes with a high-quality
+    share of 0.75-0.94 in all 12 runs of seeds 0-2 × 1 and 2 threads × default and AVX2 matrix kernels. An untrained
+    G covers no mode."""
     record = train(make_config("logger=none"), tmp_path)
     assert record.status == "completed" and record.g_steps == 5000
-    assert record.final["modes"] >= 6
+    assert record.best["modes"] >= 6 and record.best["high_quality"] >= 0.5
 
 
 @pytest.mark.parametrize(

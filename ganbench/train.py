@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -29,7 +30,9 @@ from ganbench.validate import ConfigError, validate, validate_launch
 
 register_resolvers()
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# conf/ of the repository, shipped inside the package as ganbench.conf (ganbench/conf links to it; pyproject.toml): the
+# same files in an editable install, a wheel or a pip install from git.
+CONFIG_DIR = str(resources.files("ganbench.conf"))
 
 
 def _report_failure(message: str, exit_code: int, in_multirun: bool) -> None:

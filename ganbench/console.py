@@ -1,5 +1,6 @@
-"""What ganbench prints: a progress bar and one result line per run, a summary line per sweep; the libraries'
-own messages only with ``verbose=true`` (or Hydra's ``hydra.verbose``). Errors and warnings still show."""
+"""What ganbench prints: a progress bar and one result line per run (a sweep adds its summary line, ganbench.sweep);
+the libraries' own messages only with ``verbose=true`` (or Hydra's ``hydra.verbose``). Errors and warnings still
+show."""
 
 from __future__ import annotations
 
@@ -7,15 +8,9 @@ import logging
 import math
 import os
 import warnings
-from collections import Counter
-from pathlib import Path
-from typing import Any, get_args
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from ganbench.diagnostics import headline
-from ganbench.record import RunRecord, Status, read_records
+from ganbench.record import RunRecord
 
 # Their INFO lines ("GPU available: False", the "💡 Tip" about litlogger, "`weights_only` was not set", Optuna's
 # "A new study created in memory") say nothing about the run; their warnings and errors still show.
@@ -33,6 +28,8 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning 2.6's _pytree calls torch's deprecated LeafSpec check on every fit; only a Lightning release fixes it.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning's hint on any machine with SLURM's client tools, also inside SLURM jobs that ganbench started itself.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 def result_line(record: RunRecord) -> str:
@@ -51,28 +48,3 @@ def result_line(record: RunRecord) -> str:
     if d_auc is not None and math.isfinite(d_auc):  # NaN (stored as null): D took no step since the last evaluation
         line += f" | D accuracy {d_auc:.2f}"
     return line + "".join(f" | WARNING: {warning}" for warning in record.warnings)
-
-
-def _no_status(record: dict[str, Any]) -> str | None:
-    return None if isinstance(record.get("status"), str) else "not a run record: no status"
-
-
-def sweep_summary(sweep_dir: Path) -> str:
-    """``<dir>: 12 runs: 10 completed, 1 diverged, 1 failed``: every run recorded in the sweep directory (earlier
-    launches into the same directory included), and where the report comes from."""
-    read = read_records(sweep_dir, _no_status)
-    counts = Counter(record["status"] for _, record in read.records)
-    order = [*get_args(Status), *sorted(set(counts) - set(get_args(Status)))]
-    statuses = ", ".join(f"{counts[status]} {status}" for status in order if counts[status])
-    runs = len(read.records)
-    line = f"{sweep_dir}: {runs} run{'' if runs == 1 else 's'}: {statuses or 'none recorded'}"
-    if read.unreadable:
-        line += f", {len(read.unreadable)} unreadable records"
-    return line + f" | report: ganbench-report {sweep_dir}"
-
-
-class SweepSummary(Callback):
-    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): one summary line when a multirun ends."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        print(sweep_summary(Path(config.hydra.sweep.dir)))

@@ -12,6 +12,11 @@ class UserError(Exception):
     """Bad input (a config value, a missing dataset or weights file, a corrupt cache) — never a bug in ganbench."""
 
 
+class SweepExit(SystemExit):
+    """A multirun ending with a code of its own (ganbench.sweep.sweep_exit): passed on as it is, where Hydra's own
+    refusals of a command line (exit 1, before any job) become exit 2."""
+
+
 class CorruptFileError(UserError):
     """A file that exists but cannot be read as what it should be (truncated, garbage, another format)."""
 

@@ -1,9 +1,10 @@
 """Preemption and Ctrl-C as a clean stop: the run ends at the next step boundary with a checkpoint and a record.
 
-SLURM sends SIGTERM on preemption and at the time limit (and SIGUSR1 when asked to with ``--signal``); a user presses
-Ctrl-C. Lightning's own SIGTERM handling raises ``SIGTERMException`` (a ``SystemExit``) mid-loop without a checkpoint,
-so ``StopOnSignal`` takes these signals over for the whole run: the first one asks the trainer to stop after the
-current G step (every DDP rank at the same step), a second Ctrl-C stops at once.
+SLURM sends SIGTERM on preemption and at the time limit, and a warning signal before the limit when asked to with
+``--signal`` (``launcher=slurm`` asks for SIGUSR2, submitit's); a user presses Ctrl-C or loses the terminal (SIGHUP).
+Lightning's own SIGTERM handling raises ``SIGTERMException`` (a ``SystemExit``) mid-loop without a checkpoint, so
+``StopOnSignal`` takes these signals over for the whole run: the first one asks the trainer to stop after the current
+G step (every DDP rank at the same step), a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 
 
 def exit_code(received: signal.Signals) -> int:

@@ -139,6 +139,18 @@ def read_earlier_launch(run_dir: Path) -> EarlierLaunch:
     return EarlierLaunch(run_dir, record, config, has_checkpoint)
 
 
+def read_finished_record(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The record of this very run when an earlier launch finished it, read from the record and the config alone (a
+    sweep checks every run before it launches one, so the checkpoint is not opened); None when a file is missing or
+    unreadable, for the launch itself to resume or refuse."""
+    try:
+        record = read_json_object(run_dir / SUMMARY_FILE, "")
+        config = _read_config(run_dir / RESOLVED_CONFIG)
+    except CorruptFileError:
+        return None
+    return EarlierLaunch(run_dir, record, config, has_checkpoint=False).finished_record(cfg)
+
+
 def _is_launching_process() -> bool:
     """False in the extra ranks of a DDP run that were started with the same command (by srun or by Lightning's
     script launcher): they share the launching rank's directory and must not lock it against it."""

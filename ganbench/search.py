@@ -25,7 +25,6 @@ from typing import Any
 import optuna
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 from optuna.samplers import BaseSampler
@@ -168,14 +167,14 @@ class Study:
         """The trial as Hydra overrides of the run's config."""
         return [f"{key}={value}" for key, value in trial_settings(trial).items()]
 
-    def tell(self, trial: Trial, result: JobReturn) -> None:
-        """The run's objective (a failed or diverged run already returns the protocol's worst score); a job that
-        crashed outside ganbench's task fails its trial, and the study goes on."""
-        if result.status == JobStatus.COMPLETED:
-            self.optuna_study.tell(trial, float(result.return_value))
+    def tell(self, trial: Trial, objective: float | None) -> None:
+        """The run's objective (a failed or diverged run reports the protocol's worst score); None fails the trial: a
+        job that gave no result at all (ganbench.sweep), and the study goes on."""
+        if objective is not None:
+            self.optuna_study.tell(trial, objective)
             return
         self.optuna_study.tell(trial, state=TrialState.FAIL)
-        log.warning("trial %d (%s) crashed: %s", trial.number, " ".join(self.overrides(trial)), result._return_value)
+        log.warning("trial %d (%s) gave no result", trial.number, " ".join(self.overrides(trial)))
 
     def save_results(self, sweep_dir: Path) -> None:
         """The best trial, as ``optimization_results.yaml`` next to the runs (none when every trial failed)."""

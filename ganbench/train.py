@@ -20,8 +20,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganbench.console import quiet_libraries, result_line
-from ganbench.errors import find_user_error
+from ganbench.errors import SweepExit, find_user_error
 from ganbench.interruption import StopOnSignal, exit_code
+from ganbench.job_outcome import REFUSED, JobOutcome, skipped_outcome
 from ganbench.record import SUMMARY_FILE, record_from_config, write_record
 from ganbench.resolvers import register as register_resolvers
 from ganbench.run import ERROR_FILE, finish_record, run_exit_code, train
@@ -52,7 +53,7 @@ def _record_invalid_config(cfg: DictConfig, run_dir: Path, overrides: list[str],
     write_record(record, run_dir)
 
 
-def _launch(cfg: DictConfig, run_dir: Path, overrides: list[str], in_multirun: bool, stop: StopOnSignal) -> float:
+def _launch(cfg: DictConfig, run_dir: Path, overrides: list[str], in_multirun: bool, stop: StopOnSignal) -> JobOutcome:
     """Validate, take the run directory, skip a finished run or train; bad input and crashes end as one line."""
     worst_score = float(cfg.eval.worst_score)
     try:
@@ -60,35 +61,42 @@ def _launch(cfg: DictConfig, run_dir: Path, overrides: list[str], in_multirun: b
         validate_launch(cfg, in_multirun)
     except ConfigError as error:
         _record_invalid_config(cfg, run_dir, overrides, error)
-        _report_failure(f"ganbench: invalid config: {error}", 2, in_multirun)
-        return worst_score
+        line = f"ganbench: invalid config: {error}"
+        _report_failure(line, 2, in_multirun)
+        return JobOutcome(worst_score, "failed", line)
+    training = False
     try:
         with run_dir_lock(run_dir):
             earlier = read_earlier_launch(run_dir)
             if (finished := earlier.finished_record(cfg)) is not None:
-                print(f"{run_dir}: finished earlier ({finished['status']}), not trained again")
-                return float(finished["objective"])
+                outcome = skipped_outcome(run_dir, finished)
+                print(outcome.line)
+                return outcome
+            earlier.check_same_run(cfg)
+            training = True
             record = train(cfg, run_dir, overrides, earlier, stop)
     except Exception as error:
         if (user_error := find_user_error(error)) is not None:
-            _report_failure(f"ganbench: {user_error}", 2, in_multirun)
+            line, code = f"ganbench: {user_error}", 2
         else:
-            message = f"ganbench: run failed: {type(error).__name__}: {error}"
-            where = f"  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / SUMMARY_FILE}"
-            _report_failure(f"{message}\n{where}", 1, in_multirun)
-        return worst_score
-    print(result_line(record))
+            line = f"ganbench: run failed: {type(error).__name__}: {error}"
+            line += f"\n  full traceback: {run_dir / ERROR_FILE}; record: {run_dir / SUMMARY_FILE}"
+            code = 1
+        _report_failure(line, code, in_multirun)
+        return JobOutcome(worst_score, "failed" if training else REFUSED, line)
+    line = result_line(record)
+    print(line)
     if record.status == "interrupted":  # the signal ends the whole launch, a multirun too: its process is stopping
         print(f"ganbench: {record.error}", file=sys.stderr)
         sys.exit(run_exit_code(record, stop))
-    return float(record.objective)
+    return JobOutcome(float(record.objective), record.status, line)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Hydra task: returns the run's search objective (the protocol's worst score for a failed or diverged run, so a
-    sweeper always gets a number); never lets one failed job take a multirun down, but a stop signal ends the whole
-    launch with 128 + its number (the run resumes when launched again)."""
+def main(cfg: DictConfig) -> JobOutcome:
+    """Hydra task: returns the run's outcome for the sweeper, with its search objective (the protocol's worst score
+    for a failed or diverged run, so a sweeper always gets a number); never lets one failed job take a multirun down,
+    but a stop signal ends the whole launch with 128 + its number (the run resumes when launched again)."""
     hydra_cfg = HydraConfig.get()
     quiet_libraries(verbose=bool(cfg.verbose or hydra_cfg.verbose))
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -113,7 +121,7 @@ def cli() -> None:
     try:
         main()
     except SystemExit as stopped:
-        if stopped.code == 1 and not HydraConfig.initialized():
+        if stopped.code == 1 and not HydraConfig.initialized() and not isinstance(stopped, SweepExit):
             sys.exit(2)
         raise
 

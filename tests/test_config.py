@@ -139,5 +139,6 @@ def test_every_experiment_preset_composes(make_config, experiment: str) -> None:
 def test_every_launcher_composes_with_a_search(launcher: str) -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", [f"launcher={launcher}", "search=lucic_wide"], return_hydra_config=True)
-    assert cfg.hydra.sweeper.n_jobs == cfg.parallel_jobs
-    assert cfg.hydra.launcher._target_.split(".")[-1] in {"BasicLauncher", "LocalLauncher", "SlurmLauncher"}
+    assert cfg.hydra.sweeper._target_.endswith(".GanbenchSweeper")
+    assert cfg.hydra.launcher._target_.split(".")[-1] in {"BasicLauncher", "PoolLauncher"}
+    assert cfg.hydra.launcher.get("slots", 1) == cfg.parallel_jobs  # the sweep's slots: parallel_jobs

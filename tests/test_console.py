@@ -39,5 +39,5 @@ def test_a_sweep_ends_with_one_summary_line(tmp_path: Path) -> None:
     args = ["-m", "trainer.precision=32,16-mixed,32", *FAST, f"hydra.sweep.dir={sweep}"]
     result = run_cli("ganbench-train", *args, cwd=tmp_path)  # fp16 on the CPU is refused, the sweep goes on
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = f"{sweep}: 3 runs: 2 completed, 1 failed | report: ganbench-report {sweep}"
+    summary = f"{sweep}: 3 runs: 2 completed, 1 failed | this launch: 3 ran | report: ganbench-report {sweep}"
     assert result.stdout.strip().splitlines()[-1] == summary

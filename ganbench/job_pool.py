@@ -37,11 +37,12 @@ class Job:
 
 @dataclass(frozen=True)
 class Ended:
-    """A job that ended: Hydra's ``JobReturn`` of the task, or ``None`` with ``problem`` saying why there is none."""
+    """A job that ended: Hydra's ``JobReturn`` of the task; else ``crash`` says how it crashed outside the task, and
+    with neither the job gave no result in any of its ``launches``."""
 
     job: Job
     result: JobReturn | None
-    problem: str | None
+    crash: str | None
     log: str
     launches: int
 
@@ -125,20 +126,18 @@ class JobPool:
                     break
                 for handle in self.backend.ended(list(running)):
                     job, launches = running.pop(handle)
-                    result, problem = self.backend.result(handle)
-                    if result is None and problem is None:
-                        if stop.received:
-                            interrupted.append(job)
-                            continue
-                        if launches <= self.max_resubmissions:
-                            _say(
-                                f"job {job.num} ended without a result ({self.backend.log(handle)}); launching it "
-                                f"again ({launches + 1} of {self.max_resubmissions + 1})"
-                            )
-                            running[self.backend.submit(job)] = (job, launches + 1)
-                            continue
-                        problem = f"ended without a result {launches} times (the last log: {self.backend.log(handle)})"
-                    yield Ended(job, result, problem, self.backend.log(handle), launches)
+                    result, crash = self.backend.result(handle)
+                    if result is None and crash is None and stop.received:
+                        interrupted.append(job)
+                        continue
+                    if result is None and crash is None and launches <= self.max_resubmissions:
+                        _say(
+                            f"job {job.num} ended without a result ({self.backend.log(handle)}); launching it again "
+                            f"({launches + 1} of {self.max_resubmissions + 1})"
+                        )
+                        running[self.backend.submit(job)] = (job, launches + 1)
+                        continue
+                    yield Ended(job, result, crash, self.backend.log(handle), launches)
                 time.sleep(self.backend.poll_s)
         if stop.received:
             raise SweepStopped(stop.received[0], _stopped(interrupted))

@@ -124,8 +124,10 @@ def _outcome(ended: Ended, worst_score: float) -> JobOutcome:
         return ended.result.return_value
     if ended.result is not None:  # the task raised past ganbench's own handling: a crash
         return JobOutcome(worst_score, CRASHED, f"ganbench: job {ended.job.num} crashed: {ended.result._return_value}")
-    status = NO_RESULT if ended.problem.startswith("ended without") else CRASHED
-    return JobOutcome(worst_score, status, f"ganbench: job {ended.job.num} {ended.problem}")
+    if ended.crash is not None:
+        return JobOutcome(worst_score, CRASHED, f"ganbench: job {ended.job.num} {ended.crash}")
+    line = f"ganbench: job {ended.job.num} ended without a result {ended.launches} times (the last log: {ended.log})"
+    return JobOutcome(worst_score, NO_RESULT, line)
 
 
 def _run_jobs(launcher: Launcher, jobs: Iterable[Job]) -> Iterator[Ended]:

@@ -4,7 +4,6 @@ killed job or sweeper loses no run, and the summary counts what this launch did.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import BIN_DIR, FAST, run_cli, user_env
+from tests.helpers.cli import FAST, read_record, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.slow  # every test here launches real sweeps in subprocesses
 
@@ -21,20 +20,7 @@ LONG = ["eval.every_n_g_steps=100", "training.checkpoint_every_n_g_steps=100", "
 
 
 def start_sweep(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    command = [str(BIN_DIR / "ganbench-train"), "-m", "launcher=parallel", *args]
-    return subprocess.Popen(command, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def wait_until(condition, process: subprocess.Popen[str], what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.1)
+    return start_cli("ganbench-train", "-m", "launcher=parallel", *args, cwd=cwd)
 
 
 def worker_pids(sweep: Path) -> list[int]:
@@ -52,7 +38,7 @@ def test_a_free_slot_starts_the_next_job_without_waiting_for_the_slowest(tmp_pat
         *FAST[:1], *FAST[2:], cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [record(sweep / str(n))["g_steps"] for n in range(3)] == [1500, 20, 20]
+    assert [read_record(sweep / str(n))["g_steps"] for n in range(3)] == [1500, 20, 20]
     ended = {n: (sweep / ".jobs" / f"{n}.result").stat().st_mtime for n in range(3)}
     assert ended[2] < ended[0], "job 2 waited for job 0"
     assert "this launch: 3 ran" in result.stdout
@@ -76,7 +62,7 @@ def test_a_stop_signal_stops_every_run_of_a_search_with_a_checkpoint_and_the_rel
     assert "the sweep stopped: 2 runs interrupted with a checkpoint (jobs 0, 1)" in stderr
     assert not worker_pids(sweep), "a run trains on after the sweep ended"
     for run in training:
-        stopped = record(sweep / run)
+        stopped = read_record(sweep / run)
         assert stopped["status"] == "interrupted" and signal.Signals(signum).name in stopped["error"]
         assert (sweep / run / "checkpoints/last.ckpt").exists()
     assert not (sweep / "ns/1").exists(), "a trial started after the signal"
@@ -84,7 +70,7 @@ def test_a_stop_signal_stops_every_run_of_a_search_with_a_checkpoint_and_the_rel
     again = run_cli("ganbench-train", "-m", "launcher=parallel", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(path.name for path in (sweep / ".jobs").glob("*.log")) == ["0.log", "1.log", "2.log", "3.log"]
-    finished = {run: record(sweep / run) for run in ("ns/0", "lsgan/0", "ns/1", "lsgan/1")}
+    finished = {run: read_record(sweep / run) for run in ("ns/0", "lsgan/0", "ns/1", "lsgan/1")}
     assert all(r["status"] in ("completed", "diverged") and r["g_steps"] > 0 for r in finished.values())
     steps = [entry["g_step"] for entry in finished["ns/0"]["history"]]
     assert steps == [100, 200, 300, 400], "the resumed run repeated or skipped evaluations"
@@ -102,7 +88,7 @@ def test_a_killed_sweeper_stops_its_runs_and_a_killed_job_is_launched_again(tmp_
     while worker_pids(sweep) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not worker_pids(sweep), "runs of a killed sweeper train on as orphans"
-    assert [record(sweep / str(n))["status"] for n in (0, 1)] == ["interrupted", "interrupted"]
+    assert [read_record(sweep / str(n))["status"] for n in (0, 1)] == ["interrupted", "interrupted"]
 
     process = start_sweep(*args, cwd=tmp_path)  # the relaunch resumes both; one of its jobs is killed mid-run
     wait_until(lambda: len(worker_pids(sweep)) == 2, process, "both jobs run")
@@ -111,7 +97,7 @@ def test_a_killed_sweeper_stops_its_runs_and_a_killed_job_is_launched_again(tmp_
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     assert "job 0 ended without a result" in stderr and "launching it again (2 of 3)" in stderr
-    assert [record(sweep / str(n))["status"] for n in (0, 1)] == ["completed", "completed"]
+    assert [read_record(sweep / str(n))["status"] for n in (0, 1)] == ["completed", "completed"]
 
 
 def test_the_summary_counts_a_job_this_launch_refused(tmp_path: Path) -> None:

@@ -107,9 +107,9 @@ class PoolLauncher(Launcher):
 
 
 def _job_return(ended: Any) -> JobReturn:
-    """The JobReturn of an ended job; a job without one fails with the pool's reason."""
+    """The JobReturn of an ended job; a job without one fails, saying why."""
     if ended.result is not None:
         return ended.result
     failed = JobReturn(overrides=list(ended.job.overrides), status=JobStatus.FAILED)
-    failed.return_value = RuntimeError(f"job {ended.job.num} {ended.problem}")
+    failed.return_value = RuntimeError(f"job {ended.job.num}: {ended.crash or 'no result'} (log: {ended.log})")
     return failed

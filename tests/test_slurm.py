@@ -5,14 +5,15 @@ jobs, and what SLURM could never start is refused before anything is submitted."
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import BIN_DIR, FAST, run_cli, user_env
+from ganbench.slurm_jobs import SlurmError, check_fits
+from tests.helpers.cli import BIN_DIR, FAST, read_record, run_cli, start_cli, wait_until
 from tests.helpers.slurm import sacct_states, squeue_ids, usable_cluster
 
 pytestmark = pytest.mark.slow
@@ -41,17 +42,12 @@ def sweep_command(sweep: Path, *args: str) -> list[str]:
 
 
 def start(sweep: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    command = sweep_command(sweep, *args)
-    return subprocess.Popen(command, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli("ganbench-train", *sweep_command(sweep, *args)[1:], cwd=cwd)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str, str]:
     stdout, stderr = process.communicate(timeout=timeout)
     return process.returncode, stdout, stderr
-
-
-def record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "summary.json").read_text())
 
 
 def job_id(sweep: Path, num: int) -> str:
@@ -66,14 +62,6 @@ def progress(run_dir: Path) -> int:
         return 0
 
 
-def wait_until(condition, process: subprocess.Popen[str], what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.2)
-
-
 def no_traceback_in(sweep: Path, *outputs: str) -> None:
     logs = [path.read_text(errors="replace") for path in (sweep / ".jobs").rglob("*.err")]
     assert not [text for text in (*outputs, *logs) if "Traceback" in text]
@@ -83,8 +71,8 @@ def test_a_sweep_of_two_losses_runs_as_slurm_jobs_with_records(tmp_path: Path) -
     sweep = tmp_path / "sweep"
     result = run_cli("ganbench-train", *sweep_command(sweep, "loss=ns,wgan", *FAST)[1:], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [record(sweep / str(n))["loss"] for n in (0, 1)] == ["ns", "wgan"]
-    assert all(record(sweep / str(n))["status"] == "completed" for n in (0, 1))
+    assert [read_record(sweep / str(n))["loss"] for n in (0, 1)] == ["ns", "wgan"]
+    assert all(read_record(sweep / str(n))["status"] == "completed" for n in (0, 1))
     assert result.stdout.count("completed after 20 G steps") == 2  # each job's line, printed as it ends
     for n in (0, 1):
         assert sacct_states(job_id(sweep, n)) == ["COMPLETED"]
@@ -104,12 +92,12 @@ def test_scontrol_requeue_resumes_the_run_to_the_metrics_of_an_uninterrupted_one
     assert code == 0, stderr[-3000:]
     assert "launching it again" not in stderr  # SLURM restarted the same job; the sweeper did not submit another
     assert sacct_states(job_id(sweep, 0))[-1] == "COMPLETED" and len(sacct_states(job_id(sweep, 0))) == 2
-    resumed = record(sweep / "0")
+    resumed = read_record(sweep / "0")
     assert resumed["status"] == "completed" and [e["g_step"] for e in resumed["history"]] == list(range(100, 401, 100))
 
     uninterrupted = run_cli("ganbench-train", "seed=3", *args, f"hydra.run.dir={tmp_path / 'reference'}", cwd=tmp_path)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    assert resumed["history"] == record(tmp_path / "reference")["history"]
+    assert resumed["history"] == read_record(tmp_path / "reference")["history"]
     no_traceback_in(sweep, stdout, stderr)
 
 
@@ -124,7 +112,7 @@ def test_signals_to_jobs_checkpoint_and_the_sweep_resubmits_them_until_every_run
     subprocess.run(["scancel", "--signal=USR1", first[0]], check=True)
     subprocess.run(["scancel", "--signal=TERM", first[1]], check=True)
     wait_until(lambda: job_id(sweep, 0) != first[0], process, "job 0 is submitted again")
-    stopped_at = record(sweep / "0")["g_steps"]
+    stopped_at = read_record(sweep / "0")["g_steps"]
     wait_until(lambda: progress(sweep / "0") > stopped_at, process, "job 0 trains again")
     subprocess.run(["scancel", "--signal=USR2", job_id(sweep, 0)], check=True)
     code, stdout, stderr = finish(process)
@@ -132,7 +120,7 @@ def test_signals_to_jobs_checkpoint_and_the_sweep_resubmits_them_until_every_run
     assert code == 0, stderr[-3000:]
     for n, names in ((0, ("SIGUSR1", "SIGUSR2")), (1, ("SIGTERM",))):
         assert stderr.count(f"job {n} ended without a result") == len(names)
-        finished = record(sweep / str(n))
+        finished = read_record(sweep / str(n))
         assert finished["status"] == "completed" and finished["g_steps"] == 800
         assert [e["g_step"] for e in finished["history"]] == list(range(100, 801, 100))
     logs = "".join(path.read_text() for path in (sweep / ".jobs").rglob("*_log.*"))
@@ -147,7 +135,7 @@ def test_a_job_that_fails_is_a_failed_record_and_one_that_never_reports_ends_the
         "ganbench-train", *sweep_command(tmp_path / "failing", "trainer.precision=16-mixed", *FAST)[1:], cwd=tmp_path
     )
     assert failing.returncode == 0, failing.stderr[-3000:]  # a failed run is a result
-    failed = record(tmp_path / "failing" / "0")
+    failed = read_record(tmp_path / "failing" / "0")
     assert failed["status"] == "failed" and "trainer.precision='16-mixed' is invalid" in failed["error"]
 
     never = tmp_path / "never"  # the job's shell exits before Python starts: no result, however often it is submitted
@@ -174,25 +162,30 @@ def test_a_killed_sweeper_relaunched_skips_finished_runs_and_waits_for_its_runni
     assert code == 0, stderr[-3000:]
     assert f"{sweep / '0'}: finished earlier (completed), not trained again" in stdout
     assert job_id(sweep, 1) == running, "the relaunch submitted job 1 again instead of waiting for it"
-    assert [record(sweep / str(n))["status"] for n in range(3)] == ["completed"] * 3
+    assert [read_record(sweep / str(n))["status"] for n in range(3)] == ["completed"] * 3
     assert "this launch: 2 ran, 1 finished earlier" in stdout
 
 
+def test_a_gpu_job_for_a_cpu_partition_is_refused_before_submitting(tmp_path: Path) -> None:
+    """What SLURM would leave pending forever ends the launch with one line, exit 2 and nothing queued."""
+    before = squeue_ids()
+    overrides = ["launcher=slurm_gpu", "trainer=cpu", "hydra.launcher.slurm.partition=cpu"]
+    result = run_cli("ganbench-train", *sweep_command(tmp_path / "sweep", *FAST, *overrides)[1:], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "and 1 GPUs per node" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert squeue_ids() <= before, "a job was submitted"
+
+
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("parameters", "message"),
     [
-        (["hydra.launcher.slurm.cpus_per_task=64"], "no node of partition cpu has that"),
-        (["hydra.launcher.slurm.partition=gpu_nodes"], "no such partition on this cluster (sinfo lists: cpu)"),
-        (["launcher=slurm_gpu", "trainer=cpu", "hydra.launcher.slurm.partition=cpu"], "and 1 GPUs per node"),
-        (["hydra.launcher.slurm.timeout_min=100000000"], "over partition cpu's time limit"),
+        ({"partition": "cpu", "cpus_per_task": 64}, "no node of partition cpu has that"),
+        ({"partition": "gpu_nodes"}, "no such partition on this cluster (sinfo lists: cpu)"),
+        ({"partition": "cpu", "timeout_min": 100_000_000}, "over partition cpu's time limit"),
+        ({"partition": "cpu", "nodes": 2}, "is more than partition cpu has"),
     ],
 )
-def test_what_slurm_would_leave_pending_forever_is_refused_before_submitting(
-    tmp_path: Path, overrides: list[str], message: str
-) -> None:
-    before = squeue_ids()
-    command = sweep_command(tmp_path / "sweep", *FAST, *overrides)
-    result = run_cli("ganbench-train", *command[1:], cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert squeue_ids() <= before, "a job was submitted"
+def test_check_fits_names_what_no_node_of_the_real_cluster_has(parameters: dict, message: str) -> None:
+    with pytest.raises(SlurmError, match=re.escape(message)):
+        check_fits(parameters)
+    check_fits({"partition": "cpu", "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 60})  # what fits passes

@@ -48,8 +48,8 @@ def test_a_free_slot_starts_the_next_job_without_waiting_for_the_slowest(tmp_pat
 def test_a_stop_signal_stops_every_run_of_a_search_with_a_checkpoint_and_the_relaunch_resumes_them(
     tmp_path: Path,
 ) -> None:
-    """SIGHUP (the terminal of an ssh session lost) here; SIGTERM and SIGINT take the same path."""
-    signum, sweep = signal.SIGHUP, tmp_path / "runs/studies/ring/wide"
+    """SIGTERM (a scheduler's or a user's kill) to the sweeper; the other stop signals: the test below."""
+    signum, sweep = signal.SIGTERM, tmp_path / "runs/studies/ring/wide"
     args = ["search=lucic_wide", "search.trials_per_loss=2", "search.losses=[ns,lsgan]", "training.g_steps=400", *LONG]
     process = start_sweep(*args, cwd=tmp_path)
     training = ("ns/0", "lsgan/0")  # trials 0 and 1, on the 2 slots
@@ -75,6 +75,22 @@ def test_a_stop_signal_stops_every_run_of_a_search_with_a_checkpoint_and_the_rel
     steps = [entry["g_step"] for entry in finished["ns/0"]["history"]]
     assert steps == [100, 200, 300, 400], "the resumed run repeated or skipped evaluations"
     assert (sweep / "optimization_results.yaml").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1, signal.SIGHUP], ids=lambda s: s.name)
+def test_every_stop_signal_reaches_every_run_of_a_grid(tmp_path: Path, signum: signal.Signals) -> None:
+    """Ctrl-C, the warning before a time limit and a lost terminal stop a plain multirun's runs as SIGTERM does."""
+    sweep = tmp_path / "sweep"
+    process = start_sweep("training.g_steps=100000", "seed=1,2", f"hydra.sweep.dir={sweep}", *LONG, cwd=tmp_path)
+    wait_until(lambda: all((sweep / f"{n}/progress.json").exists() for n in (0, 1)), process, "both runs train")
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert "the sweep stopped: 2 runs interrupted with a checkpoint (jobs 0, 1)" in stderr
+    assert not worker_pids(sweep), "a run trains on after the sweep ended"
+    for n in (0, 1):
+        assert read_record(sweep / str(n))["status"] == "interrupted"
+        assert signum.name in read_record(sweep / str(n))["error"]
 
 
 def test_a_killed_sweeper_stops_its_runs_and_a_killed_job_is_launched_again(tmp_path: Path) -> None:

@@ -159,8 +159,9 @@ def _detached(running: dict[Any, tuple[Job, int]]) -> str:
 
 def _stopped(interrupted: list[Job]) -> str:
     runs = f"{len(interrupted)} run{'' if len(interrupted) == 1 else 's'}"
+    jobs = ", ".join(str(num) for num in sorted(job.num for job in interrupted))  # in job order, not ending order
     return (
-        f"the sweep stopped: {runs} interrupted with a checkpoint (jobs {', '.join(str(j.num) for j in interrupted)}); "
+        f"the sweep stopped: {runs} interrupted with a checkpoint (jobs {jobs}); "
         "launch the same command again to resume them and run the rest (finished runs are skipped)"
         if interrupted
         else "the sweep stopped; launch the same command again to run the rest (finished runs are skipped)"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ganbench.slurm_jobs import SlurmError, check_fits
-from tests.helpers.cli import BIN_DIR, FAST, read_record, run_cli, start_cli, wait_until
+from tests.helpers.cli import FAST, read_record, run_cli, start_cli, wait_until
 from tests.helpers.slurm import sacct_states, squeue_ids, usable_cluster
 
 pytestmark = pytest.mark.slow
@@ -37,12 +37,13 @@ def slurm_cluster() -> str:
     return name
 
 
-def sweep_command(sweep: Path, *args: str) -> list[str]:
-    return [str(BIN_DIR / "ganbench-train"), "-m", *SLURM, f"hydra.sweep.dir={sweep}", *args]
+def sweep_args(sweep: Path, *args: str) -> list[str]:
+    """ganbench-train's arguments for a sweep on the test cluster into ``sweep``."""
+    return ["-m", *SLURM, f"hydra.sweep.dir={sweep}", *args]
 
 
 def start(sweep: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    return start_cli("ganbench-train", *sweep_command(sweep, *args)[1:], cwd=cwd)
+    return start_cli("ganbench-train", *sweep_args(sweep, *args), cwd=cwd)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str, str]:
@@ -69,7 +70,7 @@ def no_traceback_in(sweep: Path, *outputs: str) -> None:
 
 def test_a_sweep_of_two_losses_runs_as_slurm_jobs_with_records(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = run_cli("ganbench-train", *sweep_command(sweep, "loss=ns,wgan", *FAST)[1:], cwd=tmp_path)
+    result = run_cli("ganbench-train", *sweep_args(sweep, "loss=ns,wgan", *FAST), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [read_record(sweep / str(n))["loss"] for n in (0, 1)] == ["ns", "wgan"]
     assert all(read_record(sweep / str(n))["status"] == "completed" for n in (0, 1))
@@ -132,15 +133,15 @@ def test_a_job_that_fails_is_a_failed_record_and_one_that_never_reports_ends_the
     tmp_path: Path,
 ) -> None:
     failing = run_cli(
-        "ganbench-train", *sweep_command(tmp_path / "failing", "trainer.precision=16-mixed", *FAST)[1:], cwd=tmp_path
+        "ganbench-train", *sweep_args(tmp_path / "failing", "trainer.precision=16-mixed", *FAST), cwd=tmp_path
     )
     assert failing.returncode == 0, failing.stderr[-3000:]  # a failed run is a result
     failed = read_record(tmp_path / "failing" / "0")
     assert failed["status"] == "failed" and "trainer.precision='16-mixed' is invalid" in failed["error"]
 
     never = tmp_path / "never"  # the job's shell exits before Python starts: no result, however often it is submitted
-    command = sweep_command(never, "hydra.launcher.slurm.setup=[exit 3]", "hydra.launcher.max_resubmissions=1", *FAST)
-    broken = run_cli("ganbench-train", *command[1:], cwd=tmp_path)
+    command = sweep_args(never, "hydra.launcher.slurm.setup=[exit 3]", "hydra.launcher.max_resubmissions=1", *FAST)
+    broken = run_cli("ganbench-train", *command, cwd=tmp_path)
     assert broken.returncode == 1, broken.stderr[-3000:]
     assert "job 0 ended without a result" in broken.stderr
     assert "ganbench: job 0 ended without a result 2 times" in broken.stderr
@@ -170,7 +171,7 @@ def test_a_gpu_job_for_a_cpu_partition_is_refused_before_submitting(tmp_path: Pa
     """What SLURM would leave pending forever ends the launch with one line, exit 2 and nothing queued."""
     before = squeue_ids()
     overrides = ["launcher=slurm_gpu", "trainer=cpu", "hydra.launcher.slurm.partition=cpu"]
-    result = run_cli("ganbench-train", *sweep_command(tmp_path / "sweep", *FAST, *overrides)[1:], cwd=tmp_path)
+    result = run_cli("ganbench-train", *sweep_args(tmp_path / "sweep", *FAST, *overrides), cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "and 1 GPUs per node" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert squeue_ids() <= before, "a job was submitted"
